@@ -1,0 +1,137 @@
+# spinprune build: host code (.cpp) with g++, device code (.cu) with nvcc, linked together.
+# `make help` lists the targets. Variables (override on the command line):
+#   CUDA_HOME   CUDA toolkit root                          (default /usr/local/cuda)
+#   CUDNN_HOME  cuDNN root with include/ and lib/           (default: the toolkit's, else the
+#               nvidia-cudnn Python package of python3, as on the GPU machine's PyTorch install)
+#   ARCHS       GPU architectures for machine code          (default "80 90"; PTX for the last)
+#   BLAS        openblas | none: BLAS for the CPU backend   (default openblas when its header exists)
+#   DEBUG=1     -O0 -g, and synchronise the device after every checked call
+#   SAN=1       AddressSanitizer + UndefinedBehaviorSanitizer on host code
+#   JOBS        parallel compile jobs for the convenience targets (default: number of cores)
+
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CXX       ?= g++
+ARCHS     ?= 80 90
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+
+ifeq ($(origin CUDNN_HOME),undefined)
+  ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+    CUDNN_HOME := $(CUDA_HOME)
+  else
+    CUDNN_HOME := $(shell python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null)
+  endif
+endif
+CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64/libcudnn.so* $(CUDNN_HOME)/lib/libcudnn.so*))
+CUDNN_LIBDIR := $(if $(CUDNN_LIBDIR),$(dir $(CUDNN_LIBDIR)),$(CUDA_HOME)/lib64)
+CUDNN_LINK   := $(if $(wildcard $(CUDNN_LIBDIR)libcudnn.so),-lcudnn,-l:libcudnn.so.9)
+
+ifeq ($(origin BLAS),undefined)
+  BLAS := $(if $(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h),openblas,none)
+endif
+
+# One build directory per configuration, so switching DEBUG/SAN never mixes objects.
+CONFIG := release
+ifeq ($(DEBUG),1)
+  CONFIG := debug
+endif
+ifeq ($(SAN),1)
+  CONFIG := $(CONFIG)-san
+endif
+BUILD := build/$(CONFIG)
+
+# Header-only dependencies gathered by `make third-party` come first, then the system's.
+INCLUDES := -I. -Ithird_party/include -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
+DEFS     := -DTOML_HEADER_ONLY=1
+OPT      := -O3
+ifeq ($(DEBUG),1)
+  OPT  := -O0 -g
+  DEFS += -DSP_DEBUG_SYNC
+endif
+SANFLAGS :=
+ifeq ($(SAN),1)
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+BLAS_LIBS :=
+ifeq ($(BLAS),openblas)
+  DEFS      += -DSP_USE_CBLAS
+  INCLUDES  += $(if $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h),-I/usr/include/x86_64-linux-gnu/openblas-pthread)
+  BLAS_LIBS := -lopenblas
+endif
+
+CXXFLAGS  := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(INCLUDES) $(DEFS) $(SANFLAGS)
+LAST_ARCH := $(lastword $(ARCHS))
+GENCODE   := $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -gencode arch=compute_$(LAST_ARCH),code=compute_$(LAST_ARCH)
+NVCCFLAGS := -std=c++17 $(OPT) $(GENCODE) -MMD -MP $(INCLUDES) $(DEFS) -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
+NVCCFLAGS += -lineinfo
+LDFLAGS := -fopenmp $(SANFLAGS) -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR)
+LDLIBS  := $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart $(BLAS_LIBS) -lz -ldl -lpthread
+
+LIB_DIRS := kernels nn data pruning
+LIB_CPP  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp)))
+LIB_CU   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu)))
+LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
+TEST_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/*.cpp))
+APP_OBJ  := $(BUILD)/tools/spinprune.o
+LIB      := $(BUILD)/libspinprune.a
+APP      := bin/spinprune
+TESTS    := $(BUILD)/spinprune_tests
+
+DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
+
+.PHONY: all help deps third-party build test run clean
+.DEFAULT_GOAL := all
+
+all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+deps:  ## install the Debian packages the project needs, when missing (apt-get)
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+third-party: deps  ## gather the header-only dependencies into third_party/ for an offline GPU machine
+	rm -rf third_party && mkdir -p third_party/include third_party/data
+	cp -r /usr/include/doctest /usr/include/toml++ /usr/include/CLI /usr/include/nlohmann third_party/include/
+	cp -r /usr/share/datasets/fashion-mnist third_party/data/
+
+build: $(APP) $(TESTS)  ## same as all
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(APP): $(APP_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(TESTS): $(TEST_OBJ) $(LIB)
+	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# The suite prints doctest's report, then one line "N passed, N failed, N skipped" counting
+# test cases (GPU cases are skipped, and counted, where no GPU is usable).
+test: deps  ## install deps, build, run the test suite
+	@$(MAKE) --no-print-directory -j$(JOBS) $(TESTS)
+	./$(TESTS) $(TEST_ARGS)
+
+run: deps  ## install deps, build, run the main job on the built-in Fashion-MNIST data
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	./$(APP) train --config experiments/fashion_mnist_lenet.toml $(RUN_ARGS)
+
+clean:  ## remove build outputs
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d)

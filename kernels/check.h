@@ -1,0 +1,49 @@
+// One checking mechanism for every status type the project touches (CUDA, cuDNN, cuBLAS,
+// cuRAND, cuSOLVER) plus precondition checks: each failure throws sp::Error naming the
+// expression, file, line and the library's own message.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <curand.h>
+#include <cusolver_common.h>
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace sp {
+
+struct Error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail(const std::string& what, const char* file, int line);
+
+// True when built with DEBUG=1: every check then also synchronises the device so an
+// asynchronous error is reported at the call that caused it.
+bool debug_sync_enabled();
+
+void check_status(cudaError_t status, const char* expr, const char* file, int line);
+void check_status(cudnnStatus_t status, const char* expr, const char* file, int line);
+void check_status(cublasStatus_t status, const char* expr, const char* file, int line);
+void check_status(curandStatus_t status, const char* expr, const char* file, int line);
+void check_status(cusolverStatus_t status, const char* expr, const char* file, int line);
+void check_launch(const char* kernel, const char* file, int line);
+
+}  // namespace sp
+
+#define SP_CHECK(expr) ::sp::check_status((expr), #expr, __FILE__, __LINE__)
+// After every kernel launch: reports launch-configuration errors (and, in DEBUG, faults).
+#define SP_CHECK_LAUNCH(kernel_name) ::sp::check_launch(kernel_name, __FILE__, __LINE__)
+
+// Precondition on arguments: SP_REQUIRE(x.dim(1) == w.dim(1), "conv2d: input channels " << ...)
+#define SP_REQUIRE(cond, message)                                         \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            std::ostringstream sp_require_stream_;                        \
+            sp_require_stream_ << message;                                \
+            ::sp::fail(sp_require_stream_.str(), __FILE__, __LINE__);     \
+        }                                                                 \
+    } while (0)

@@ -1,0 +1,68 @@
+// Context: creation and teardown of the CUDA stream and library handles.
+#include "nn/context.h"
+
+#include "kernels/check.h"
+
+namespace sp {
+
+Context::Context(Device device, uint64_t seed, bool deterministic)
+    : device_(device), seed_(seed), deterministic_(deterministic) {
+    if (device_ != Device::cuda) return;
+    SP_REQUIRE(cuda_available(), "context: a CUDA context was asked for but no usable GPU was found");
+    // A blocking stream: the legacy default stream (used by Tensor copies) waits for it.
+    SP_CHECK(cudaStreamCreate(&stream_));
+    SP_CHECK(cudnnCreate(&cudnn_));
+    SP_CHECK(cudnnSetStream(cudnn_, stream_));
+    SP_CHECK(cublasCreate(&cublas_));
+    SP_CHECK(cublasSetStream(cublas_, stream_));
+    // Exact FP32 unless a later mode asks for TF32.
+    SP_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    SP_CHECK(curandCreateGenerator(&curand_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
+    SP_CHECK(curandSetPseudoRandomGeneratorSeed(curand_, seed_));
+    SP_CHECK(curandSetStream(curand_, stream_));
+}
+
+Context::~Context() {
+    // Destruction must not throw: statuses are ignored here on purpose.
+    if (curand_) curandDestroyGenerator(curand_);
+    if (cublas_) cublasDestroy(cublas_);
+    if (cudnn_) cudnnDestroy(cudnn_);
+    if (stream_) {
+        cudaStreamSynchronize(stream_);
+        cudaStreamDestroy(stream_);
+    }
+}
+
+void Context::require_cuda(const char* what) const {
+    SP_REQUIRE(device_ == Device::cuda, "context: " << what << " exists only on a CUDA context");
+}
+
+cudaStream_t Context::stream() const { require_cuda("the stream"); return stream_; }
+cudnnHandle_t Context::cudnn() const { require_cuda("the cuDNN handle"); return cudnn_; }
+cublasHandle_t Context::cublas() const { require_cuda("the cuBLAS handle"); return cublas_; }
+curandGenerator_t Context::curand() const { require_cuda("the cuRAND generator"); return curand_; }
+
+void* Context::workspace(size_t bytes) {
+    if (bytes > workspace_.bytes()) {
+        if (device_ == Device::cuda) synchronize();  // queued work may still read the old one
+        workspace_ = Buffer(device_, bytes);
+    }
+    return workspace_.data();
+}
+
+void Context::synchronize() const {
+    if (device_ == Device::cuda) SP_CHECK(cudaStreamSynchronize(stream_));
+}
+
+uint64_t random_stream_key(uint64_t seed, uint64_t purpose, uint64_t step) {
+    // splitmix64 finaliser over a combination of the three: distinct inputs give unrelated keys.
+    auto mix = [](uint64_t z) {
+        z += 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    return mix(mix(mix(seed) ^ purpose) ^ step);
+}
+
+}  // namespace sp

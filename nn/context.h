@@ -1,0 +1,72 @@
+// The execution context: the device, and on CUDA the stream, the cuDNN/cuBLAS/cuRAND handles,
+// one growable workspace and the per-shape cache of convolution algorithms. Ops take it first.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <curand.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "nn/buffer.h"
+
+namespace sp {
+
+// Key of a convolution problem: (N,C,H,W), (K,C/g,R,S), stride, padding, groups.
+using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+// Algorithms picked for one convolution shape (cuDNN enums stored as ints) and their workspaces.
+struct ConvAlgos {
+    int forward = 0, backward_data = 0, backward_filter = 0;
+    size_t forward_bytes = 0, backward_data_bytes = 0, backward_filter_bytes = 0;
+};
+
+class Context {
+public:
+    // `seed` keys every random stream of the run; `deterministic` fixes cuDNN algorithms to
+    // deterministic ones and keeps atomics out of reductions.
+    explicit Context(Device device, uint64_t seed = 0, bool deterministic = false);
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    Device device() const { return device_; }
+    uint64_t seed() const { return seed_; }
+    bool deterministic() const { return deterministic_; }
+
+    // CUDA only (an sp::Error on a CPU context).
+    cudaStream_t stream() const;
+    cudnnHandle_t cudnn() const;
+    cublasHandle_t cublas() const;
+    curandGenerator_t curand() const;
+
+    // Scratch memory valid until the next call; grows, never shrinks.
+    void* workspace(size_t bytes);
+    std::map<ConvKey, ConvAlgos>& conv_algo_cache() { return conv_algos_; }
+
+    void synchronize() const;
+
+private:
+    void require_cuda(const char* what) const;
+
+    Device device_;
+    uint64_t seed_;
+    bool deterministic_;
+    cudaStream_t stream_ = nullptr;
+    cudnnHandle_t cudnn_ = nullptr;
+    cublasHandle_t cublas_ = nullptr;
+    curandGenerator_t curand_ = nullptr;
+    Buffer workspace_;
+    std::map<ConvKey, ConvAlgos> conv_algos_;
+};
+
+// A 64-bit key for one random stream: (run seed, purpose, step). Philox counters inside the
+// stream are element indices, so the CPU and CUDA backends draw the same numbers.
+uint64_t random_stream_key(uint64_t seed, uint64_t purpose, uint64_t step);
+
+}  // namespace sp

@@ -1,0 +1,91 @@
+// Implementation of the op-test harness (see harness.h).
+#include "tests/harness.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace sp::test {
+
+void check_within(const std::vector<float>& actual, const std::vector<double>& expected,
+                  const std::vector<double>& bound, const std::string& what) {
+    REQUIRE_MESSAGE(actual.size() == expected.size(), what << ": " << actual.size() << " values vs " << expected.size() << " expected");
+    REQUIRE(bound.size() == expected.size());
+    size_t bad = 0;
+    std::ostringstream first;
+    for (size_t i = 0; i < actual.size(); ++i) {
+        double diff = std::fabs(static_cast<double>(actual[i]) - expected[i]);
+        bool ok = diff <= bound[i] && std::isfinite(actual[i]);
+        if (!ok) {
+            if (bad < 5) first << "\n  [" << i << "] got " << actual[i] << ", expected " << expected[i]
+                               << ", |diff| " << diff << " > bound " << bound[i];
+            ++bad;
+        }
+    }
+    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << actual.size() << " values out of bounds" << first.str());
+}
+
+void check_within(const std::vector<float>& actual, const std::vector<double>& expected, double bound,
+                  const std::string& what) {
+    check_within(actual, expected, std::vector<double>(expected.size(), bound), what);
+}
+
+BackendOutputs run_on_both(const std::vector<const Tensor*>& cpu_inputs,
+                           const std::vector<Shape>& output_shapes, const OpRunner& op) {
+    BackendOutputs result;
+    for (Device device : {Device::cpu, Device::cuda}) {
+        Context ctx(device, /*seed=*/1234);
+        std::vector<Tensor> inputs, outputs;
+        for (const Tensor* t : cpu_inputs) inputs.push_back(t->to(device));
+        for (const Shape& s : output_shapes) outputs.emplace_back(s, device);
+        op(ctx, inputs, outputs);
+        ctx.synchronize();
+        auto& dst = device == Device::cpu ? result.cpu : result.cuda;
+        for (const Tensor& t : outputs) dst.push_back(t.to_host());
+    }
+    return result;
+}
+
+double dot(const std::vector<float>& upstream, const Tensor& y) {
+    auto values = y.to_host();
+    REQUIRE(values.size() == upstream.size());
+    double s = 0.0;
+    for (size_t i = 0; i < values.size(); ++i) s += static_cast<double>(upstream[i]) * values[i];
+    return s;
+}
+
+void check_gradient(const std::string& what, Tensor& x, const std::vector<float>& analytic,
+                    const std::function<double()>& loss, const GradCheckOptions& options) {
+    REQUIRE(x.device() == Device::cpu);
+    REQUIRE(static_cast<int64_t>(analytic.size()) == x.numel());
+    const double h = options.step;
+    const double rounding = 2.0 * (gamma(options.reduction_length) + kUnitRoundoff) * options.terms_bound / h;
+    float* data = x.data();
+    auto central = [&](int64_t i, double step) {
+        const float saved = data[i];
+        data[i] = static_cast<float>(saved + step);
+        double up = loss();
+        data[i] = static_cast<float>(saved - step);
+        double down = loss();
+        data[i] = saved;
+        return (up - down) / (2.0 * step);
+    };
+    int64_t skipped = 0, bad = 0;
+    std::ostringstream first;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        if (options.skip && options.skip(i)) { ++skipped; continue; }
+        double coarse = central(i, h), fine = central(i, h / 2);
+        // Richardson: the error of the h/2 estimate is about (fine - coarse) / 3.
+        double truncation = std::fabs(fine - coarse) / 3.0;
+        double tolerance = 2.0 * (truncation + rounding);
+        double diff = std::fabs(fine - analytic[static_cast<size_t>(i)]);
+        if (diff > tolerance) {
+            if (bad < 5) first << "\n  [" << i << "] analytic " << analytic[static_cast<size_t>(i)] << ", numeric " << fine
+                               << ", |diff| " << diff << " > tolerance " << tolerance;
+            ++bad;
+        }
+    }
+    CHECK_MESSAGE(skipped * 10 <= x.numel(), what << ": " << skipped << " of " << x.numel() << " coordinates skipped as kinks");
+    CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << x.numel() - skipped << " gradient entries wrong" << first.str());
+}
+
+}  // namespace sp::test

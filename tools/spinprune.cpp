@@ -1,0 +1,2 @@
+// Placeholder main so the build links while the CLI is being written.
+int main() { return 0; }
