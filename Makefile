@@ -59,6 +59,7 @@ ifeq ($(BLAS),openblas)
   BLAS_LIBS := -lopenblas
 endif
 
+SHELL := /bin/bash
 CXXFLAGS  := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(INCLUDES) $(DEFS) $(SANFLAGS)
 LAST_ARCH := $(lastword $(ARCHS))
 GENCODE   := $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -gencode arch=compute_$(LAST_ARCH),code=compute_$(LAST_ARCH)
@@ -67,7 +68,7 @@ NVCCFLAGS += -lineinfo
 LDFLAGS := -fopenmp $(SANFLAGS) -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR)
 LDLIBS  := $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart $(BLAS_LIBS) -lz -ldl -lpthread
 
-LIB_DIRS := kernels nn data pruning
+LIB_DIRS := kernels nn data pruning train
 LIB_CPP  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp)))
 LIB_CU   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu)))
 LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
@@ -125,7 +126,10 @@ $(BUILD)/%.cu.o: %.cu
 # test cases (GPU cases are skipped, and counted, where no GPU is usable).
 test: deps  ## install deps, build, run the test suite
 	@$(MAKE) --no-print-directory -j$(JOBS) $(TESTS)
-	./$(TESTS) $(TEST_ARGS)
+	@mkdir -p $(BUILD) && set -o pipefail; \
+	./$(TESTS) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; status=$$?; \
+	grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$' $(BUILD)/test.log | tail -n 1; \
+	exit $$status
 
 run: deps  ## install deps, build, run the main job on the built-in Fashion-MNIST data
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)

@@ -1,2 +1,112 @@
-// Placeholder main so the build links while the CLI is being written.
-int main() { return 0; }
+// The spinprune command-line program: train, eval, info, devices.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "data/split.h"
+#include "kernels/check.h"
+#include "nn/checkpoint.h"
+#include "nn/device.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+using namespace sp;
+
+namespace {
+
+void print_layer_table(Model& model) {
+    std::printf("%-28s %-10s %-16s %12s %14s\n", "layer", "kind", "output", "params", "MACs");
+    for (const LayerCost& c : model.layer_costs())
+        std::printf("%-28s %-10s %-16s %12lld %14lld\n", c.name.c_str(), c.kind.c_str(), c.output.str().c_str(),
+                    static_cast<long long>(c.params), static_cast<long long>(c.macs));
+    std::printf("total: %lld parameters, %lld MACs per image (1 MAC = 2 FLOPs)\n",
+                static_cast<long long>(model.parameter_count()), static_cast<long long>(model.macs_per_image()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"spinprune: energy-based pruning of CNNs on cuDNN/cuBLAS, with a CPU reference backend"};
+    app.require_subcommand(1);
+    std::string device;
+    app.add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+
+    std::string config_path, out_dir, checkpoint_path;
+    std::vector<std::string> overrides;
+    bool resume = false;
+    int64_t seed = -1;
+
+    CLI::App* train = app.add_subcommand("train", "train and evaluate one experiment");
+    train->add_option("--config", config_path, "experiment TOML file")->required()->check(CLI::ExistingFile);
+    train->add_option("--out", out_dir, "run directory (default runs/<experiment name>)");
+    train->add_option("--seed", seed, "override the config's seed")->check(CLI::NonNegativeNumber);
+    train->add_flag("--resume", resume, "continue the run in --out from its checkpoint");
+    train->add_option("--set", overrides, "override a config key: section.key=value (TOML value), repeatable");
+
+    CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test set of its config");
+    eval->add_option("--config", config_path, "experiment TOML file")->required()->check(CLI::ExistingFile);
+    eval->add_option("--checkpoint", checkpoint_path, "model.safetensors or checkpoint.safetensors")
+        ->required()->check(CLI::ExistingFile);
+    eval->add_option("--set", overrides, "override a config key: section.key=value");
+
+    CLI::App* info = app.add_subcommand("info", "per-layer widths, parameters and MACs of a model");
+    info->add_option("--config", config_path, "experiment TOML file (model and dataset shape)")
+        ->required()->check(CLI::ExistingFile);
+    info->add_option("--checkpoint", checkpoint_path, "also check that this checkpoint fits the model");
+    info->add_option("--set", overrides, "override a config key: section.key=value");
+
+    CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
+
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (*devices) {
+            std::string why;
+            resolve_device(device.empty() ? "auto" : device, &why);
+            std::printf("%s\n", why.c_str());
+            return 0;
+        }
+        ExperimentConfig config = load_config(config_path, overrides);
+        if (seed >= 0) config.seed = seed;
+        if (*train) {
+            install_stop_handlers();
+            TrainOptions options;
+            options.out_dir = out_dir;
+            options.resume = resume;
+            options.device = device;
+            nlohmann::json summary = train_experiment(config, options);
+            return summary.value("completed", false) ? 0 : 130;
+        }
+        // eval and info need the model shaped by the dataset.
+        Dataset test = load_experiment_data(config.data, false);
+        ModelOptions mo;
+        mo.shortcut = config.model.shortcut == "B" ? ShortcutOption::b : ShortcutOption::a;
+        std::string why;
+        Device d = resolve_device(device.empty() ? config.device : device, &why);
+        std::unique_ptr<Model> model =
+            make_model(config.model.name, test.channels(), test.height(), test.width(), test.num_classes, mo);
+        model->allocate(d, static_cast<uint64_t>(config.seed));
+        if (*info) {
+            if (!checkpoint_path.empty()) load_model_weights(*model, checkpoint_path);
+            print_layer_table(*model);
+            return 0;
+        }
+        std::printf("%s\n", why.c_str());
+        load_model_weights(*model, checkpoint_path);
+        // Normalisation statistics come from the training split, as in training.
+        Normalization norm;
+        if (config.data.normalize) {
+            Dataset full = load_experiment_data(config.data, true);
+            norm = compute_normalization(split_validation(full, config.data.validation, static_cast<uint64_t>(config.seed)).train);
+        }
+        Context ctx(d, static_cast<uint64_t>(config.seed), config.deterministic);
+        EvalResult r = evaluate(ctx, *model, test, norm, config.train.eval_batch_size);
+        std::printf("test: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%lld images)\n", r.top1, r.top5, r.loss,
+                    static_cast<long long>(r.images));
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "spinprune: error: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,160 @@
+// safetensors reading and writing, atomic file replacement.
+#include "nn/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "kernels/check.h"
+
+namespace sp {
+
+using json = nlohmann::json;
+
+const CheckpointEntry& Checkpoint::get(const std::string& name, const Shape& shape) const {
+    auto it = tensors.find(name);
+    SP_REQUIRE(it != tensors.end(), path << ": checkpoint has no tensor '" << name << "'");
+    SP_REQUIRE(it->second.shape == shape, path << ": tensor '" << name << "' has shape " << it->second.shape.str()
+                                                << ", the model expects " << shape.str());
+    return it->second;
+}
+
+const std::string& Checkpoint::meta(const std::string& key) const {
+    auto it = metadata.find(key);
+    SP_REQUIRE(it != metadata.end(), path << ": checkpoint metadata has no key '" << key << "'");
+    return it->second;
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    SP_REQUIRE(fd >= 0, "cannot write " << tmp << ": " << std::strerror(errno));
+    size_t done = 0;
+    while (done < contents.size()) {
+        ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int err = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            fail("cannot write " + tmp + ": " + std::strerror(err), __FILE__, __LINE__);
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        fail("cannot flush " + tmp + ": " + std::strerror(errno), __FILE__, __LINE__);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        fail("cannot rename " + tmp + " to " + path + ": " + std::strerror(err), __FILE__, __LINE__);
+    }
+    // Make the rename itself durable.
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+    int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+                     const std::map<std::string, std::string>& metadata) {
+    json header = json::object();
+    std::set<std::string> names;
+    uint64_t offset = 0;
+    for (const auto& [name, t] : tensors) {
+        SP_REQUIRE(names.insert(name).second, "checkpoint " << path << ": tensor name '" << name << "' used twice");
+        SP_REQUIRE(name != "__metadata__", "checkpoint " << path << ": '__metadata__' is reserved");
+        uint64_t bytes = static_cast<uint64_t>(t->numel()) * sizeof(float);
+        header[name] = {{"dtype", "F32"}, {"shape", t->shape().dims()}, {"data_offsets", {offset, offset + bytes}}};
+        offset += bytes;
+    }
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');  // the format recommends 8-byte alignment of the data
+
+    std::string contents;
+    contents.reserve(8 + text.size() + offset);
+    uint64_t length = text.size();
+    for (int i = 0; i < 8; ++i) contents.push_back(static_cast<char>((length >> (8 * i)) & 0xFF));
+    contents += text;
+    for (const auto& entry : tensors) {
+        std::vector<float> values = entry.second->to_host();  // little-endian hosts only (x86-64, arm64)
+        contents.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+    }
+    write_file_atomically(path, contents);
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    SP_REQUIRE(in, "cannot open checkpoint " << path);
+    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    SP_REQUIRE(contents.size() >= 8, path << ": not a safetensors file (" << contents.size() << " bytes, need at least 8)");
+    uint64_t length = 0;
+    for (int i = 0; i < 8; ++i) length |= static_cast<uint64_t>(static_cast<unsigned char>(contents[i])) << (8 * i);
+    SP_REQUIRE(length <= contents.size() - 8, path << ": header length " << length << " exceeds the file ("
+                                                   << contents.size() << " bytes): truncated or not safetensors");
+    json header;
+    try {
+        header = json::parse(contents.begin() + 8, contents.begin() + 8 + static_cast<std::ptrdiff_t>(length));
+    } catch (const json::exception& e) {
+        fail(path + ": header is not valid JSON: " + e.what(), __FILE__, __LINE__);
+    }
+    SP_REQUIRE(header.is_object(), path << ": header must be a JSON object");
+    const uint64_t data_bytes = contents.size() - 8 - length;
+    const char* data = contents.data() + 8 + length;
+
+    Checkpoint ck;
+    ck.path = path;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        if (it.key() == "__metadata__") {
+            SP_REQUIRE(it->is_object(), path << ": __metadata__ must be an object of strings");
+            for (auto m = it->begin(); m != it->end(); ++m) {
+                SP_REQUIRE(m->is_string(), path << ": __metadata__." << m.key() << " must be a string");
+                ck.metadata[m.key()] = m->get<std::string>();
+            }
+            continue;
+        }
+        const json& e = *it;
+        SP_REQUIRE(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
+                   path << ": tensor '" << it.key() << "' needs dtype, shape and data_offsets");
+        SP_REQUIRE(e["dtype"] == "F32", path << ": tensor '" << it.key() << "' has dtype " << e["dtype"].dump() << ", expected \"F32\"");
+        const json& offsets = e["data_offsets"];
+        SP_REQUIRE(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() && offsets[1].is_number_unsigned(),
+                   path << ": tensor '" << it.key() << "': data_offsets must be two non-negative integers");
+        uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+        SP_REQUIRE(begin <= end && end <= data_bytes, path << ": tensor '" << it.key() << "': data_offsets [" << begin << ", "
+                                                            << end << ") outside the " << data_bytes << " data bytes (truncated?)");
+        std::vector<int64_t> dims;
+        SP_REQUIRE(e["shape"].is_array(), path << ": tensor '" << it.key() << "': shape must be an array");
+        uint64_t numel = 1;
+        for (const json& d : e["shape"]) {
+            SP_REQUIRE(d.is_number_unsigned() && d.get<uint64_t>() < (1ull << 40),
+                       path << ": tensor '" << it.key() << "': bad dimension " << d.dump());
+            dims.push_back(d.get<int64_t>());
+            numel *= d.get<uint64_t>();
+            SP_REQUIRE(numel < (1ull << 40), path << ": tensor '" << it.key() << "': shape too large");
+        }
+        SP_REQUIRE(numel * sizeof(float) == end - begin, path << ": tensor '" << it.key() << "': shape holds " << numel
+                                                              << " floats but data_offsets span " << end - begin << " bytes");
+        ranges.emplace_back(begin, end);
+        CheckpointEntry entry{Shape(dims), std::vector<float>(numel)};
+        std::memcpy(entry.values.data(), data + begin, end - begin);
+        ck.tensors.emplace(it.key(), std::move(entry));
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 1; i < ranges.size(); ++i)
+        SP_REQUIRE(ranges[i].first >= ranges[i - 1].second, path << ": tensors overlap in the data section");
+    return ck;
+}
+
+}  // namespace sp

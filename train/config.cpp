@@ -1,0 +1,253 @@
+// TOML config loading and validation. The only file that includes toml++ (it is slow to
+// compile and does not build under nvcc).
+#include "train/config.h"
+
+#include <set>
+#include <sstream>
+
+#define TOML_HEADER_ONLY 1
+#include <toml++/toml.h>
+
+#include "kernels/check.h"
+
+namespace sp {
+
+namespace {
+
+// Reads keys of one table, remembering which were seen so unknown ones can be reported.
+class Section {
+public:
+    Section(const toml::table& root, std::string file, std::string name) : file_(std::move(file)), name_(std::move(name)) {
+        if (name_.empty()) {
+            table_ = &root;
+            return;
+        }
+        const toml::node* node = root.get(name_);
+        if (!node) return;
+        table_ = node->as_table();
+        SP_REQUIRE(table_, file_ << ": [" << name_ << "] must be a table");
+    }
+
+    template <class T>
+    void read(const char* key, T& value) {
+        seen_.insert(key);
+        if (!table_) return;
+        const toml::node* node = table_->get(key);
+        if (!node) return;
+        assign(key, *node, value);
+    }
+
+    template <class T>
+    void read(const char* key, T& value, std::initializer_list<const char*> choices) {
+        read(key, value);
+        for (const char* c : choices)
+            if (value == c) return;
+        std::ostringstream list;
+        for (const char* c : choices) list << (list.tellp() ? ", " : "") << c;
+        fail_key(key, "one of " + list.str(), "'" + value + "'");
+    }
+
+    template <class T>
+    void require_range(const char* key, T value, T lo, T hi) {
+        if (value < lo || value > hi) {
+            std::ostringstream expected, got;
+            expected << "a value in [" << lo << ", " << hi << "]";
+            got << value;
+            fail_key(key, expected.str(), got.str());
+        }
+    }
+
+    // Every key of the table must have been read by now.
+    void reject_unknown(const std::set<std::string>& subtables = {}) const {
+        if (!table_) return;
+        for (const auto& [key, node] : *table_) {
+            std::string k(key.str());
+            if (seen_.count(k) || subtables.count(k)) continue;
+            fail(file_ + ": unknown key '" + qualified(k.c_str()) + "'", __FILE__, __LINE__);
+        }
+    }
+
+private:
+    std::string qualified(const char* key) const { return name_.empty() ? key : name_ + "." + key; }
+
+    [[noreturn]] void fail_key(const char* key, const std::string& expected, const std::string& got) const {
+        fail(file_ + ": key '" + qualified(key) + "': expected " + expected + ", got " + got, __FILE__, __LINE__);
+    }
+
+    static std::string describe(const toml::node& node) {
+        std::ostringstream out;
+        out << node.type() << " ";
+        node.visit([&](auto&& n) { out << n; });
+        return out.str();
+    }
+
+    void assign(const char* key, const toml::node& node, std::string& value) const {
+        auto v = node.value<std::string>();
+        if (!node.is_string() || !v) fail_key(key, "a string", describe(node));
+        value = *v;
+    }
+    void assign(const char* key, const toml::node& node, bool& value) const {
+        if (!node.is_boolean()) fail_key(key, "true or false", describe(node));
+        value = *node.value<bool>();
+    }
+    void assign(const char* key, const toml::node& node, int64_t& value) const {
+        if (!node.is_integer()) fail_key(key, "an integer", describe(node));
+        value = *node.value<int64_t>();
+    }
+    void assign(const char* key, const toml::node& node, double& value) const {
+        if (!node.is_number()) fail_key(key, "a number", describe(node));
+        value = *node.value<double>();
+    }
+    void assign(const char* key, const toml::node& node, std::vector<int64_t>& value) const {
+        const toml::array* array = node.as_array();
+        if (!array) fail_key(key, "an array of integers", describe(node));
+        value.clear();
+        for (const toml::node& element : *array) {
+            if (!element.is_integer()) fail_key(key, "an array of integers", describe(node));
+            value.push_back(*element.value<int64_t>());
+        }
+    }
+
+    std::string file_, name_;
+    const toml::table* table_ = nullptr;
+    std::set<std::string> seen_;
+};
+
+// Applies "section.key=value" on top of the parsed file.
+void apply_override(toml::table& root, const std::string& override_text) {
+    auto eq = override_text.find('=');
+    SP_REQUIRE(eq != std::string::npos && eq > 0,
+               "--set '" << override_text << "': expected section.key=value (a TOML value)");
+    std::string path = override_text.substr(0, eq), value = override_text.substr(eq + 1);
+    toml::table parsed;
+    try {
+        parsed = toml::parse("v = " + value);
+    } catch (const toml::parse_error& e) {
+        fail("--set '" + override_text + "': the value is not TOML (strings need quotes): " + std::string(e.description()),
+             __FILE__, __LINE__);
+    }
+    auto dot = path.find('.');
+    toml::table* target = &root;
+    std::string key = path;
+    if (dot != std::string::npos) {
+        std::string section = path.substr(0, dot);
+        key = path.substr(dot + 1);
+        if (!root.contains(section)) root.insert(section, toml::table{});
+        target = root.get(section)->as_table();
+        SP_REQUIRE(target, "--set '" << override_text << "': '" << section << "' is not a table");
+    }
+    target->insert_or_assign(key, *parsed.get("v"));
+}
+
+}  // namespace
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream out;
+        out << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+        fail(out.str(), __FILE__, __LINE__);
+    }
+    for (const std::string& o : overrides) apply_override(root, o);
+
+    ExperimentConfig c;
+    c.source = path;
+
+    Section top(root, path, "");
+    top.read("name", c.name);
+    top.read("seed", c.seed);
+    top.require_range<int64_t>("seed", c.seed, 0, INT64_MAX);
+    top.read("device", c.device, {"auto", "cpu", "cuda"});
+    top.read("deterministic", c.deterministic);
+    top.reject_unknown({"data", "model", "train"});
+
+    Section data(root, path, "data");
+    data.read("dataset", c.data.dataset, {"fashion-mnist", "cifar10", "cifar100"});
+    data.read("dir", c.data.dir);
+    data.read("validation", c.data.validation);
+    data.require_range<int64_t>("validation", c.data.validation, 0, 1000000);
+    data.read("train_subset", c.data.train_subset);
+    data.require_range<int64_t>("train_subset", c.data.train_subset, 0, INT64_MAX);
+    data.read("augment", c.data.augment);
+    data.read("normalize", c.data.normalize);
+    data.reject_unknown();
+
+    Section model(root, path, "model");
+    model.read("name", c.model.name,
+               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "vgg16", "alexnet", "squeezenet"});
+    model.read("shortcut", c.model.shortcut, {"A", "B"});
+    model.reject_unknown();
+
+    Section train(root, path, "train");
+    TrainConfig& t = c.train;
+    train.read("epochs", t.epochs);
+    train.require_range<int64_t>("epochs", t.epochs, 1, 100000);
+    train.read("batch_size", t.batch_size);
+    train.require_range<int64_t>("batch_size", t.batch_size, 1, 1 << 20);
+    train.read("eval_batch_size", t.eval_batch_size);
+    train.require_range<int64_t>("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
+    train.read("optimizer", t.optimizer, {"sgd", "adam", "adadelta"});
+    train.read("lr", t.lr);
+    train.require_range("lr", t.lr, 0.0, 1e3);
+    train.read("momentum", t.momentum);
+    train.require_range("momentum", t.momentum, 0.0, 1.0);
+    train.read("nesterov", t.nesterov);
+    train.read("weight_decay", t.weight_decay);
+    train.require_range("weight_decay", t.weight_decay, 0.0, 1.0);
+    train.read("rho", t.rho);
+    train.require_range("rho", t.rho, 0.0, 1.0);
+    train.read("beta1", t.beta1);
+    train.require_range("beta1", t.beta1, 0.0, 0.999999);
+    train.read("beta2", t.beta2);
+    train.require_range("beta2", t.beta2, 0.0, 0.999999);
+    train.read("schedule", t.schedule, {"constant", "step", "multistep", "cosine"});
+    train.read("step_size", t.step_size);
+    train.require_range<int64_t>("step_size", t.step_size, 1, 100000);
+    train.read("milestones", t.milestones);
+    for (size_t i = 0; i < t.milestones.size(); ++i)
+        SP_REQUIRE(t.milestones[i] > 0 && (i == 0 || t.milestones[i] > t.milestones[i - 1]),
+                   path << ": key 'train.milestones': expected increasing positive epochs");
+    train.read("gamma", t.gamma);
+    train.require_range("gamma", t.gamma, 0.0, 1.0);
+    train.read("min_lr", t.min_lr);
+    train.require_range("min_lr", t.min_lr, 0.0, t.lr);
+    train.read("warmup_epochs", t.warmup_epochs);
+    train.require_range("warmup_epochs", t.warmup_epochs, 0.0, static_cast<double>(t.epochs));
+    train.read("label_smoothing", t.label_smoothing);
+    train.require_range("label_smoothing", t.label_smoothing, 0.0, 0.999);
+    train.read("checkpoint_every", t.checkpoint_every);
+    train.require_range<int64_t>("checkpoint_every", t.checkpoint_every, 1, 100000);
+    train.reject_unknown();
+    SP_REQUIRE(!t.nesterov || t.momentum > 0.0, path << ": key 'train.nesterov': Nesterov needs train.momentum > 0");
+    return c;
+}
+
+std::string to_toml(const ExperimentConfig& c) {
+    const TrainConfig& t = c.train;
+    toml::array milestones;
+    for (int64_t m : t.milestones) milestones.push_back(m);
+    toml::table root{
+        {"name", c.name},
+        {"seed", c.seed},
+        {"device", c.device},
+        {"deterministic", c.deterministic},
+        {"data", toml::table{{"dataset", c.data.dataset}, {"dir", c.data.dir}, {"validation", c.data.validation},
+                             {"train_subset", c.data.train_subset}, {"augment", c.data.augment},
+                             {"normalize", c.data.normalize}}},
+        {"model", toml::table{{"name", c.model.name}, {"shortcut", c.model.shortcut}}},
+        {"train", toml::table{{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
+                              {"optimizer", t.optimizer}, {"lr", t.lr}, {"momentum", t.momentum},
+                              {"nesterov", t.nesterov}, {"weight_decay", t.weight_decay}, {"rho", t.rho},
+                              {"beta1", t.beta1}, {"beta2", t.beta2}, {"schedule", t.schedule},
+                              {"step_size", t.step_size}, {"milestones", milestones}, {"gamma", t.gamma},
+                              {"min_lr", t.min_lr}, {"warmup_epochs", t.warmup_epochs},
+                              {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every}}},
+    };
+    std::ostringstream out;
+    out << "# resolved config of " << c.source << "\n" << root << "\n";
+    return out.str();
+}
+
+}  // namespace sp

@@ -1,0 +1,65 @@
+// Experiment configuration: one TOML file per experiment (experiments/*.toml). Every key is
+// validated: an unknown key, a wrong type or a value out of range is an error that names the
+// file, the key, what was expected and what was found. Missing keys take the defaults below.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+struct DataConfig {
+    std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | cifar100
+    std::string dir;                        // "" = the dataset's default location
+    int64_t validation = 5000;              // images held out of the training set
+    int64_t train_subset = 0;               // > 0: use only the first N training images (quick runs)
+    bool augment = false;                   // random crop (pad 4) + horizontal flip
+    bool normalize = true;                  // per-channel mean/std of the training set
+};
+
+struct ModelConfig {
+    std::string name = "lenet";
+    std::string shortcut = "A";  // residual shortcut option for ResNet-20/32/56/110: A | B
+};
+
+struct TrainConfig {
+    int64_t epochs = 3;
+    int64_t batch_size = 128;
+    int64_t eval_batch_size = 500;
+    std::string optimizer = "sgd";  // sgd | adam | adadelta
+    double lr = 0.05;
+    double momentum = 0.9;
+    bool nesterov = false;
+    double weight_decay = 5e-4;
+    double rho = 0.9;                // adadelta
+    double beta1 = 0.9, beta2 = 0.999;  // adam
+    std::string schedule = "cosine";    // constant | step | multistep | cosine
+    int64_t step_size = 30;             // step: epochs between decays
+    std::vector<int64_t> milestones;    // multistep
+    double gamma = 0.1;                 // step / multistep factor
+    double min_lr = 0.0;                // cosine floor
+    double warmup_epochs = 0.0;
+    double label_smoothing = 0.0;
+    int64_t checkpoint_every = 1;       // epochs
+};
+
+struct ExperimentConfig {
+    std::string source;  // file it came from
+    std::string name = "experiment";
+    int64_t seed = 1;
+    std::string device = "auto";  // auto | cpu | cuda
+    bool deterministic = false;
+    DataConfig data;
+    ModelConfig model;
+    TrainConfig train;
+};
+
+// Loads and validates a config file; `overrides` are "section.key=value" strings (TOML
+// values) applied on top, as from the command line's --set.
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The resolved config (every key, defaults included) as TOML text.
+std::string to_toml(const ExperimentConfig& config);
+
+}  // namespace sp

@@ -1,0 +1,68 @@
+// Run directory creation and its files.
+#include "train/run_dir.h"
+
+#include <cudnn.h>
+#include <cuda_runtime.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/check.h"
+#include "nn/checkpoint.h"
+
+namespace sp {
+
+RunDir::RunDir(std::string path) : path_(std::move(path)) {
+    std::error_code ec;
+    std::filesystem::create_directories(path_, ec);
+    SP_REQUIRE(!ec, "cannot create run directory " << path_ << ": " << ec.message());
+    SP_REQUIRE(::access(path_.c_str(), W_OK) == 0, "run directory " << path_ << " is not writable");
+}
+
+void RunDir::write_text(const std::string& name, const std::string& text) const { write_file_atomically(file(name), text); }
+
+void RunDir::write_json(const std::string& name, const nlohmann::json& value) const {
+    write_text(name, value.dump(2) + "\n");
+}
+
+void RunDir::append_metrics(const nlohmann::json& record) const {
+    std::ofstream out(file("metrics.jsonl"), std::ios::app);
+    SP_REQUIRE(out, "cannot append to " << file("metrics.jsonl"));
+    out << record.dump() << "\n";
+    out.flush();
+    SP_REQUIRE(out, "cannot write " << file("metrics.jsonl") << " (disk full?)");
+}
+
+namespace {
+std::string git_revision() {
+    std::string rev;
+    if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
+        char buffer[256];
+        std::string out;
+        while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+        ::pclose(pipe);
+        auto nl = out.find('\n');
+        rev = out.substr(0, nl);
+        if (nl != std::string::npos && nl + 1 < out.size()) rev += "-dirty";
+    }
+    return rev.empty() ? "unknown" : rev;
+}
+}  // namespace
+
+nlohmann::json environment_info(Device device) {
+    int runtime = 0;
+    cudaRuntimeGetVersion(&runtime);  // works without a GPU
+    nlohmann::json info = {
+        {"git_revision", git_revision()},
+        {"device", device_name(device)},
+        {"device_name", device == Device::cuda ? cuda_device_name() : std::string("host CPU")},
+        {"cuda_runtime", runtime},
+        {"cudnn", static_cast<int64_t>(cudnnGetVersion())},
+        {"compiler", __VERSION__},
+    };
+    return info;
+}
+
+}  // namespace sp

@@ -1,0 +1,31 @@
+// The run directory a job writes: config.toml (resolved), metrics.jsonl (one JSON object per
+// epoch), summary.json, environment.json (git revision, device, library versions) and the
+// checkpoints. Everything is written atomically or appended line by line.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "nn/device.h"
+
+namespace sp {
+
+class RunDir {
+public:
+    // Creates `path` (and parents) and checks it is writable before any training starts.
+    explicit RunDir(std::string path);
+    const std::string& path() const { return path_; }
+    std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+    void write_text(const std::string& name, const std::string& text) const;  // atomic
+    void write_json(const std::string& name, const nlohmann::json& value) const;  // atomic
+    void append_metrics(const nlohmann::json& record) const;  // one line of metrics.jsonl
+
+private:
+    std::string path_;
+};
+
+// Git revision of the source tree (or "unknown"), device and library versions.
+nlohmann::json environment_info(Device device);
+
+}  // namespace sp

@@ -1,0 +1,376 @@
+// The training loop, evaluation, checkpointing and resume.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/cifar.h"
+#include "data/idx.h"
+#include "data/loader.h"
+#include "data/split.h"
+#include "kernels/check.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "nn/schedule.h"
+#include "train/run_dir.h"
+
+namespace sp {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+constexpr const char* kCheckpointFormat = "spinprune-checkpoint";
+constexpr const char* kCheckpointVersion = "1";
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::unique_ptr<Optimizer> make_configured_optimizer(const TrainConfig& t) {
+    OptimizerHyper hyper;
+    hyper.sgd.momentum = static_cast<float>(t.momentum);
+    hyper.sgd.nesterov = t.nesterov;
+    hyper.sgd.weight_decay = static_cast<float>(t.weight_decay);
+    hyper.adam.beta1 = static_cast<float>(t.beta1);
+    hyper.adam.beta2 = static_cast<float>(t.beta2);
+    hyper.adam.weight_decay = static_cast<float>(t.weight_decay);
+    hyper.adadelta.rho = static_cast<float>(t.rho);
+    hyper.adadelta.weight_decay = static_cast<float>(t.weight_decay);
+    return make_optimizer(t.optimizer, hyper);
+}
+
+LrSchedule make_configured_schedule(const TrainConfig& t) {
+    ScheduleConfig s;
+    s.kind = schedule_kind_from_name(t.schedule);
+    s.base_lr = static_cast<float>(t.lr);
+    s.gamma = static_cast<float>(t.gamma);
+    s.step_epochs = static_cast<double>(t.step_size);
+    for (int64_t m : t.milestones) s.milestones.push_back(static_cast<double>(m));
+    s.total_epochs = static_cast<double>(t.epochs);
+    s.min_lr = static_cast<float>(t.min_lr);
+    s.warmup_epochs = t.warmup_epochs;
+    return LrSchedule(s);
+}
+
+// Everything a resumed run needs beyond the tensors.
+struct Progress {
+    LoaderCursor cursor;
+    int64_t optimizer_steps = 0;
+    double epoch_loss_sum = 0;  // of the epoch in progress
+    int64_t epoch_correct = 0, epoch_seen = 0;
+    double epoch_seconds = 0;
+};
+
+std::vector<std::pair<std::string, const Tensor*>> model_tensors(Model& model, std::vector<Tensor>& views) {
+    ParameterStore& store = model.parameters();
+    views.clear();
+    views.reserve(store.parameters().size() + store.state_entries().size());
+    std::vector<std::pair<std::string, const Tensor*>> named;
+    for (size_t i = 0; i < store.parameters().size(); ++i) views.push_back(store.value(static_cast<int>(i)));
+    for (size_t i = 0; i < store.state_entries().size(); ++i) views.push_back(store.state(static_cast<int>(i)));
+    size_t k = 0;
+    for (const auto& p : store.parameters()) named.emplace_back(p.name, &views[k++]);
+    for (const auto& s : store.state_entries()) named.emplace_back(s.name, &views[k++]);
+    return named;
+}
+
+void save_training_checkpoint(const std::string& path, Model& model, Optimizer& optimizer, const Progress& progress,
+                              const ExperimentConfig& config) {
+    std::vector<Tensor> views;
+    auto named = model_tensors(model, views);
+    for (auto& [name, t] : optimizer.state()) named.emplace_back("optimizer." + name, t);
+    std::map<std::string, std::string> meta = {
+        {"format", kCheckpointFormat},
+        {"version", kCheckpointVersion},
+        {"experiment", config.name},
+        {"model", model.name()},
+        {"seed", std::to_string(config.seed)},
+        {"epoch", std::to_string(progress.cursor.epoch)},
+        {"batch", std::to_string(progress.cursor.batch)},
+        {"optimizer", optimizer.name()},
+        {"optimizer_steps", std::to_string(progress.optimizer_steps)},
+        {"epoch_loss_sum", nlohmann::json(progress.epoch_loss_sum).dump()},
+        {"epoch_correct", std::to_string(progress.epoch_correct)},
+        {"epoch_seen", std::to_string(progress.epoch_seen)},
+        {"epoch_seconds", nlohmann::json(progress.epoch_seconds).dump()},
+    };
+    save_checkpoint(path, named, meta);
+}
+
+void restore_model(Model& model, const Checkpoint& ck) {
+    SP_REQUIRE(ck.meta("format") == kCheckpointFormat, ck.path << ": not a spinprune checkpoint");
+    SP_REQUIRE(ck.meta("model") == model.name(),
+               ck.path << ": checkpoint holds model '" << ck.meta("model") << "', the config asks for '" << model.name() << "'");
+    std::vector<Tensor> views;
+    for (auto& [name, t] : model_tensors(model, views)) {
+        const CheckpointEntry& e = ck.get(name, t->shape());
+        const_cast<Tensor*>(t)->copy_from(Tensor::view(const_cast<float*>(e.values.data()), e.shape, Device::cpu));
+    }
+}
+
+int64_t meta_int(const Checkpoint& ck, const std::string& key) {
+    const std::string& v = ck.meta(key);
+    try {
+        return std::stoll(v);
+    } catch (const std::exception&) {
+        fail(ck.path + ": metadata '" + key + "' is not an integer: '" + v + "'", __FILE__, __LINE__);
+    }
+}
+
+Progress restore_training(Model& model, Optimizer& optimizer, const Checkpoint& ck) {
+    restore_model(model, ck);
+    SP_REQUIRE(ck.meta("optimizer") == optimizer.name(), ck.path << ": checkpoint was trained with optimizer '"
+                                                                  << ck.meta("optimizer") << "', the config asks for '"
+                                                                  << optimizer.name() << "'");
+    optimizer.ensure_state(model.parameters());
+    for (auto& [name, t] : optimizer.state()) {
+        const CheckpointEntry& e = ck.get("optimizer." + name, t->shape());
+        t->copy_from(Tensor::view(const_cast<float*>(e.values.data()), e.shape, Device::cpu));
+    }
+    Progress p;
+    p.cursor.epoch = meta_int(ck, "epoch");
+    p.cursor.batch = meta_int(ck, "batch");
+    p.optimizer_steps = meta_int(ck, "optimizer_steps");
+    optimizer.set_steps(p.optimizer_steps);
+    p.epoch_loss_sum = nlohmann::json::parse(ck.meta("epoch_loss_sum")).get<double>();
+    p.epoch_correct = meta_int(ck, "epoch_correct");
+    p.epoch_seen = meta_int(ck, "epoch_seen");
+    p.epoch_seconds = nlohmann::json::parse(ck.meta("epoch_seconds")).get<double>();
+    return p;
+}
+
+std::string default_fashion_mnist_dir() {
+    // The copy that `make third-party` carries to an offline GPU machine, else Debian's package.
+    const char* carried = "third_party/data/fashion-mnist";
+    return std::filesystem::exists(carried) ? carried : kFashionMnistDir;
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+}
+
+Dataset load_experiment_data(const DataConfig& d, bool train) {
+    if (d.dataset == "fashion-mnist") return load_fashion_mnist(d.dir.empty() ? default_fashion_mnist_dir() : d.dir, train);
+    if (d.dataset == "cifar10") return load_cifar10(d.dir.empty() ? "data/cifar-10" : d.dir, train);
+    SP_REQUIRE(d.dataset == "cifar100", "unknown dataset '" << d.dataset << "'");
+    return load_cifar100(d.dir.empty() ? "data/cifar-100" : d.dir, train);
+}
+
+EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Normalization& norm, int64_t batch_size) {
+    LoaderOptions lo;
+    lo.batch_size = batch_size;
+    lo.shuffle = false;
+    lo.normalization = norm;
+    lo.device = ctx.device();
+    lo.stream = ctx.device() == Device::cuda ? ctx.stream() : nullptr;
+    BatchLoader loader(data, lo);
+    const bool was_training = model.training();
+    model.set_training(false);
+    EvalResult r;
+    double loss_sum = 0;
+    int64_t top1 = 0, top5 = 0;
+    const int k5 = static_cast<int>(std::min<int64_t>(5, model.num_classes()));
+    for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+        Batch batch = loader.next();
+        Tensor& logits = model.forward(ctx, batch.images);
+        const int64_t n = batch.labels.numel();
+        loss_sum += static_cast<double>(softmax_cross_entropy(ctx, logits, batch.labels, 0.0f, nullptr)) * n;
+        top1 += topk_correct(ctx, logits, batch.labels, 1);
+        top5 += topk_correct(ctx, logits, batch.labels, k5);
+        r.images += n;
+    }
+    model.set_training(was_training);
+    if (r.images > 0) {
+        r.loss = loss_sum / r.images;
+        r.top1 = 100.0 * top1 / r.images;
+        r.top5 = 100.0 * top5 / r.images;
+    }
+    return r;
+}
+
+void load_model_weights(Model& model, const std::string& checkpoint_path) {
+    restore_model(model, load_checkpoint(checkpoint_path));
+}
+
+nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptions& options) {
+    const auto run_start = Clock::now();
+    std::string why;
+    const Device device = resolve_device(options.device.empty() ? config.device : options.device, &why);
+    if (!options.quiet) std::printf("%s\n", why.c_str());
+
+    RunDir run(options.out_dir.empty() ? "runs/" + config.name : options.out_dir);
+    const std::string checkpoint_path = run.file("checkpoint.safetensors");
+    const bool have_checkpoint = std::filesystem::exists(checkpoint_path);
+    SP_REQUIRE(!have_checkpoint || options.resume,
+               run.path() << " already holds a run (checkpoint.safetensors): pass --resume to continue it or choose another --out");
+    SP_REQUIRE(!options.resume || have_checkpoint, "--resume: no checkpoint.safetensors in " << run.path());
+    run.write_text("config.toml", to_toml(config));
+    nlohmann::json env = environment_info(device);
+    run.write_json("environment.json", env);
+
+    // Data: the validation split and the normalisation come from the training set alone.
+    Dataset full_train = load_experiment_data(config.data, true);
+    Dataset test = load_experiment_data(config.data, false);
+    if (config.data.train_subset > 0 && config.data.train_subset < full_train.size()) {
+        std::vector<int64_t> first(static_cast<size_t>(config.data.train_subset));
+        for (size_t i = 0; i < first.size(); ++i) first[i] = static_cast<int64_t>(i);
+        full_train = subset(full_train, first, full_train.name);
+    }
+    SP_REQUIRE(config.data.validation < full_train.size(),
+               config.source << ": data.validation = " << config.data.validation << " leaves no training images (the set has "
+                             << full_train.size() << ")");
+    TrainValidationSplit split = split_validation(full_train, config.data.validation, static_cast<uint64_t>(config.seed));
+    Normalization norm = config.data.normalize ? compute_normalization(split.train) : Normalization{};
+
+    Context ctx(device, static_cast<uint64_t>(config.seed), config.deterministic);
+    ModelOptions mo;
+    mo.shortcut = config.model.shortcut == "B" ? ShortcutOption::b : ShortcutOption::a;
+    std::unique_ptr<Model> model = make_model(config.model.name, split.train.channels(), split.train.height(),
+                                              split.train.width(), split.train.num_classes, mo);
+    model->allocate(device, static_cast<uint64_t>(config.seed));
+    std::unique_ptr<Optimizer> optimizer = make_configured_optimizer(config.train);
+    LrSchedule schedule = make_configured_schedule(config.train);
+
+    LoaderOptions lo;
+    lo.batch_size = config.train.batch_size;
+    lo.shuffle = true;
+    lo.drop_last = true;  // equal-sized steps; BN never sees a batch of one
+    lo.seed = static_cast<uint64_t>(config.seed);
+    lo.augment = config.data.augment ? cifar_augment() : AugmentOptions{};
+    lo.normalization = norm;
+    lo.device = device;
+    lo.stream = device == Device::cuda ? ctx.stream() : nullptr;
+    BatchLoader loader(split.train, lo);
+    SP_REQUIRE(loader.batches_per_epoch() > 0, config.source << ": train.batch_size " << config.train.batch_size
+                                                             << " exceeds the " << split.train.size() << " training images");
+
+    Progress progress;
+    if (options.resume) {
+        progress = restore_training(*model, *optimizer, load_checkpoint(checkpoint_path));
+        if (!options.quiet)
+            std::printf("resumed %s at epoch %lld, batch %lld\n", checkpoint_path.c_str(),
+                        static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
+    }
+    // A run stopped after the last batch of an epoch resumes at its evaluation.
+    if (progress.cursor.batch < loader.batches_per_epoch()) loader.set_cursor(progress.cursor);
+
+    if (!options.quiet)
+        std::printf("%s: %s on %s (%lld train / %lld validation / %lld test images), %lld parameters, %lld MACs per image\n",
+                    config.name.c_str(), model->name().c_str(), split.train.name.c_str(),
+                    static_cast<long long>(split.train.size()), static_cast<long long>(split.validation.size()),
+                    static_cast<long long>(test.size()), static_cast<long long>(model->parameter_count()),
+                    static_cast<long long>(model->macs_per_image()));
+
+    SoftmaxCrossEntropy loss_fn(static_cast<float>(config.train.label_smoothing));
+    const bool tty = ::isatty(STDOUT_FILENO) && !options.quiet;
+    const int64_t batches = loader.batches_per_epoch();
+    int64_t steps_this_call = 0;
+    bool stopped = false;
+    model->set_training(true);
+
+    while (progress.cursor.epoch < config.train.epochs && !stopped) {
+        const int64_t epoch = progress.cursor.epoch;
+        auto epoch_start = Clock::now();
+        const double seconds_before = progress.epoch_seconds;
+        float lr = 0;
+        while (progress.cursor.batch < batches) {
+            lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
+            Batch batch = loader.next();
+            Tensor& logits = model->forward(ctx, batch.images);
+            float loss = loss_fn.forward(ctx, logits, batch.labels);
+            SP_REQUIRE(std::isfinite(loss), "training diverged: loss is " << loss << " at epoch " << epoch << ", batch "
+                                                                          << progress.cursor.batch << " (lower train.lr?)");
+            progress.epoch_correct += topk_correct(ctx, logits, batch.labels, 1);
+            model->backward(ctx, loss_fn.backward(ctx));
+            optimizer->step(ctx, model->parameters(), lr);
+            progress.optimizer_steps = optimizer->steps();
+            progress.epoch_loss_sum += static_cast<double>(loss) * batch.labels.numel();
+            progress.epoch_seen += batch.labels.numel();
+            progress.cursor = loader.cursor();
+            if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
+            ++steps_this_call;
+            if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {
+                double s = seconds_before + seconds_since(epoch_start);
+                std::printf("\repoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s   ",
+                            static_cast<long long>(epoch + 1), static_cast<long long>(config.train.epochs),
+                            static_cast<long long>(progress.cursor.batch), static_cast<long long>(batches),
+                            progress.epoch_loss_sum / progress.epoch_seen, 100.0 * progress.epoch_correct / progress.epoch_seen,
+                            progress.epoch_seen / std::max(s, 1e-9));
+                std::fflush(stdout);
+            }
+            const bool limit = options.stop_after_steps >= 0 && steps_this_call >= options.stop_after_steps;
+            if (g_stop_signal.load() || limit) {
+                progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
+                save_training_checkpoint(checkpoint_path, *model, *optimizer, progress, config);
+                if (!options.quiet)
+                    std::printf("%sstopped (%s) at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
+                                limit ? "step limit" : "signal", static_cast<long long>(epoch),
+                                static_cast<long long>(progress.cursor.batch), checkpoint_path.c_str());
+                stopped = true;
+                break;
+            }
+        }
+        if (stopped) break;
+        if (tty) std::printf("\n");
+        const double epoch_seconds = seconds_before + seconds_since(epoch_start);
+        EvalResult val = evaluate(ctx, *model, split.validation, norm, config.train.eval_batch_size);
+        nlohmann::json record = {
+            {"epoch", epoch + 1},
+            {"train_loss", progress.epoch_loss_sum / progress.epoch_seen},
+            {"train_top1", 100.0 * progress.epoch_correct / progress.epoch_seen},
+            {"val_loss", val.loss},
+            {"val_top1", val.top1},
+            {"val_top5", val.top5},
+            {"lr", lr},
+            {"images_per_s", progress.epoch_seen / std::max(epoch_seconds, 1e-9)},
+            {"seconds", epoch_seconds},
+        };
+        run.append_metrics(record);
+        if (!options.quiet)
+            std::printf("epoch %lld: train loss %.4f top-1 %.2f%% | val loss %.4f top-1 %.2f%% | %.1f s, %.0f img/s\n",
+                        static_cast<long long>(epoch + 1), record["train_loss"].get<double>(),
+                        record["train_top1"].get<double>(), val.loss, val.top1, epoch_seconds,
+                        record["images_per_s"].get<double>());
+        progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0};
+        loader.set_cursor(progress.cursor);
+        if ((epoch + 1) % config.train.checkpoint_every == 0 || epoch + 1 == config.train.epochs)
+            save_training_checkpoint(checkpoint_path, *model, *optimizer, progress, config);
+    }
+
+    nlohmann::json summary = {
+        {"experiment", config.name}, {"dataset", config.data.dataset}, {"model", model->name()},
+        {"device", env["device_name"]}, {"seed", config.seed}, {"params", model->parameter_count()},
+        {"macs", model->macs_per_image()}, {"completed", !stopped},
+    };
+    if (stopped) return summary;
+
+    EvalResult result = evaluate(ctx, *model, test, norm, config.train.eval_batch_size);
+    summary["top1"] = result.top1;
+    summary["top5"] = result.top5;
+    summary["test_loss"] = result.loss;
+    summary["time_s"] = seconds_since(run_start);
+    run.write_json("summary.json", summary);
+    std::vector<Tensor> views;
+    save_checkpoint(run.file("model.safetensors"), model_tensors(*model, views),
+                    {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"model", model->name()},
+                     {"experiment", config.name}});
+    if (!options.quiet)
+        std::printf("test: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%lld images)  total %.1f s\nrun directory: %s\n",
+                    result.top1, result.top5, result.loss, static_cast<long long>(result.images),
+                    summary["time_s"].get<double>(), run.path().c_str());
+    return summary;
+}
+
+}  // namespace sp
