@@ -80,7 +80,7 @@ TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
 
-.PHONY: all help deps third-party build test run clean
+.PHONY: all help deps third-party build test run train clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -134,6 +134,21 @@ test: deps  ## install deps, build, run the test suite
 run: deps  ## install deps, build, run the main job on the built-in Fashion-MNIST data
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	./$(APP) train --config experiments/fashion_mnist_lenet.toml $(RUN_ARGS)
+
+train: deps  ## train experiments/$(EXP).toml (make train EXP=fashion_mnist_lenet)
+	@test -n "$(EXP)" || { echo "make train: name an experiment, e.g. make train EXP=fashion_mnist_lenet"; exit 2; }
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	./$(APP) train --config experiments/$(EXP).toml $(RUN_ARGS)
+
+data-cifar10:  ## download CIFAR-10 (binary) into data/cifar-10, md5-checked
+	scripts/fetch_cifar.sh cifar10 data/cifar-10
+
+data-cifar100:  ## download CIFAR-100 (binary) into data/cifar-100, md5-checked
+	scripts/fetch_cifar.sh cifar100 data/cifar-100
+
+data-fashion-mnist: deps  ## Fashion-MNIST from the Debian package dataset-fashion-mnist
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { echo "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"; exit 1; }
+	@echo "Fashion-MNIST in /usr/share/datasets/fashion-mnist"
 
 clean:  ## remove build outputs
 	rm -rf build bin

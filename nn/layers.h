@@ -1,0 +1,306 @@
+// The layers: modules with forward/backward built only from the public ops (nn/ops.h), so each
+// runs on either backend. Parameters live in the model's ParameterStore; a layer keeps its
+// entries' indices and fetches views, so the store may be allocated after the layers are built.
+// Conv2d and Linear take pruning masks that act in forward and backward without touching the
+// stored weights.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/module.h"
+#include "nn/parameters.h"
+
+namespace sp {
+
+class Conv2d : public Module {
+public:
+    Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int64_t out_channels,
+           int64_t kernel, int64_t stride = 1, int64_t padding = 0, int64_t groups = 1, bool bias = false);
+    // Pruning masks (non-owning; null = none): output-channel gate (out_channels) and a
+    // per-weight mask (shape of the weight). Applied in forward and backward; the stored weights
+    // are never modified.
+    void set_output_mask(const Tensor* mask);
+    void set_weight_mask(const Tensor* mask);
+    Tensor weight() const;  // (K, C/g, R, S)
+    Tensor weight_grad() const;
+    bool has_bias() const { return bias_index_ >= 0; }
+    Tensor bias() const;  // (K)
+    Tensor bias_grad() const;
+    int64_t in_channels() const { return in_channels_; }
+    int64_t out_channels() const { return out_channels_; }
+    int64_t kernel() const { return kernel_; }
+    int64_t stride() const { return stride_; }
+    int64_t padding() const { return padding_; }
+    int64_t groups() const { return groups_; }
+    int weight_index() const { return weight_index_; }
+    int bias_index() const { return bias_index_; }  // -1 without bias
+
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+    int64_t macs(const Shape& input) const override;
+
+private:
+    ConvGeometry geometry() const;
+
+    ParameterStore& store_;
+    std::string name_;
+    int64_t in_channels_, out_channels_, kernel_, stride_, padding_, groups_;
+    int weight_index_ = -1, bias_index_ = -1;
+    const Tensor* output_mask_ = nullptr;
+    const Tensor* weight_mask_ = nullptr;
+    bool weight_masked_ = false;  // whether the last forward used masked_weight_
+    Tensor x_;                    // view of the last input (N, C, H, W)
+    Tensor y_, dx_;
+    Tensor masked_weight_;        // w ⊙ mask (K, C/g, R, S)
+    Tensor masked_dy_;            // dy ⊙ output mask (N, K, P, Q)
+};
+
+class Linear : public Module {
+public:
+    Linear(ParameterStore& store, std::string name, int64_t in_features, int64_t out_features, bool bias = true);
+    void set_output_mask(const Tensor* mask);  // (out_features)
+    void set_weight_mask(const Tensor* mask);  // (out_features, in_features)
+    Tensor weight() const;  // (OUT, IN)
+    Tensor weight_grad() const;
+    bool has_bias() const { return bias_index_ >= 0; }
+    Tensor bias() const;  // (OUT)
+    Tensor bias_grad() const;
+    int64_t in_features() const { return in_features_; }
+    int64_t out_features() const { return out_features_; }
+    int weight_index() const { return weight_index_; }
+    int bias_index() const { return bias_index_; }  // -1 without bias
+
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+    int64_t macs(const Shape& input) const override { return in_features_ * out_features_; }
+
+private:
+    ParameterStore& store_;
+    std::string name_;
+    int64_t in_features_, out_features_;
+    int weight_index_ = -1, bias_index_ = -1;
+    const Tensor* output_mask_ = nullptr;
+    const Tensor* weight_mask_ = nullptr;
+    bool weight_masked_ = false;
+    Tensor x_;  // view of the last input (N, IN)
+    Tensor y_, dx_;
+    Tensor masked_weight_;  // (OUT, IN)
+    Tensor masked_dy_;      // (N, OUT)
+};
+
+class BatchNorm2d : public Module {
+public:
+    BatchNorm2d(ParameterStore& store, std::string name, int64_t channels, float momentum = 0.1f, float eps = 1e-5f);
+    Tensor gamma() const;  // (C), trainable
+    Tensor beta() const;
+    Tensor running_mean() const;  // (C), state
+    Tensor running_var() const;
+    int64_t channels() const { return channels_; }
+    int gamma_index() const { return gamma_index_; }
+    int beta_index() const { return beta_index_; }
+
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    // After a training forward: the batch-statistics gradient. After an eval forward: the
+    // gradient of the fixed affine map (running statistics are constants).
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+
+private:
+    ParameterStore& store_;
+    std::string name_;
+    int64_t channels_;
+    float momentum_, eps_;
+    int gamma_index_ = -1, beta_index_ = -1, mean_index_ = -1, var_index_ = -1;
+    bool forward_was_training_ = true;
+    Tensor x_;  // view of the last input (N, C, H, W)
+    Tensor y_, dx_;
+    Tensor saved_mean_, saved_invstd_;   // (C)
+    Tensor zeros_, ones_, xhat_;         // eval-mode backward scratch: (C), (C), (N, C, H, W)
+};
+
+class ReLU : public Module {
+public:
+    explicit ReLU(std::string name) : name_(std::move(name)) {}
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override { return input; }
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+
+private:
+    std::string name_;
+    Tensor y_, dx_;
+};
+
+// Max or average pooling over square windows (average counts the padding).
+class Pool2d : public Module {
+public:
+    Pool2d(std::string name, PoolKind kind, int64_t kernel, int64_t stride, int64_t padding);
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+    int64_t macs(const Shape& input) const override;  // window reads per output, for accounting
+    const PoolGeometry& geometry() const { return geom_; }
+
+private:
+    std::string name_;
+    PoolGeometry geom_;
+    Tensor x_;  // view of the last input
+    Tensor y_, dx_;
+};
+
+class MaxPool2d : public Pool2d {
+public:
+    MaxPool2d(std::string name, int64_t kernel, int64_t stride, int64_t padding = 0)
+        : Pool2d(std::move(name), PoolKind::max, kernel, stride, padding) {}
+};
+
+class AvgPool2d : public Pool2d {
+public:
+    AvgPool2d(std::string name, int64_t kernel, int64_t stride, int64_t padding = 0)
+        : Pool2d(std::move(name), PoolKind::average, kernel, stride, padding) {}
+};
+
+class GlobalAvgPool : public Module {  // (N, C, H, W) -> (N, C, 1, 1)
+public:
+    explicit GlobalAvgPool(std::string name) : name_(std::move(name)) {}
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+
+private:
+    std::string name_;
+    Shape input_shape_;
+    Tensor y_, dx_;
+};
+
+class Flatten : public Module {  // (N, ...) -> (N, rest); output and gradient are views
+public:
+    explicit Flatten(std::string name) : name_(std::move(name)) {}
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+
+private:
+    std::string name_;
+    Shape input_shape_;
+    Tensor y_, dx_;
+};
+
+class Dropout : public Module {
+public:
+    // Random stream key = random_stream_key(ctx.seed(), purpose, forward-call counter), so a
+    // run is reproducible; identity in eval mode.
+    Dropout(std::string name, float p, uint64_t purpose);
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override { return input; }
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+    float p() const { return p_; }
+    // Training forwards so far (the step of the next stream); settable for resuming a run.
+    uint64_t calls() const { return calls_; }
+    void set_calls(uint64_t calls) { calls_ = calls; }
+
+private:
+    std::string name_;
+    float p_;
+    uint64_t purpose_;
+    uint64_t calls_ = 0;
+    bool forward_was_identity_ = true;
+    Tensor y_, dx_, keep_scale_;
+};
+
+class LocalResponseNorm : public Module {
+public:
+    LocalResponseNorm(std::string name, int64_t size, float alpha = 1e-4f, float beta = 0.75f, float k = 1.0f);
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override { return input; }
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+
+private:
+    std::string name_;
+    LrnParams params_;
+    Tensor x_;  // view of the last input
+    Tensor y_, dx_;
+};
+
+class Sequential : public Module {
+public:
+    explicit Sequential(std::string name) : name_(std::move(name)) {}
+    Module& add(std::unique_ptr<Module> m);  // returns the added module
+    template <class M, class... Args>
+    M& emplace(Args&&... args) {  // constructs and adds
+        auto m = std::make_unique<M>(std::forward<Args>(args)...);
+        M& ref = *m;
+        add(std::move(m));
+        return ref;
+    }
+    size_t size() const { return children_.size(); }
+    Module& operator[](size_t i);
+
+    std::string name() const override { return name_; }
+    Shape output_shape(const Shape& input) const override;
+    // forward/backward run the children in order; set_training recurses; macs sums.
+    Tensor& forward(Context& ctx, const Tensor& x) override;
+    Tensor& backward(Context& ctx, const Tensor& dy) override;
+    void set_training(bool training) override;
+    int64_t macs(const Shape& input) const override;
+
+private:
+    std::string name_;
+    std::vector<std::unique_ptr<Module>> children_;
+};
+
+// Two-input and many-input nodes (not Modules): composed by model code.
+class ResidualAdd {  // y = a + b; backward gives the same dy to both inputs
+public:
+    explicit ResidualAdd(std::string name) : name_(std::move(name)) {}
+    const std::string& name() const { return name_; }
+    Tensor& forward(Context& ctx, const Tensor& a, const Tensor& b);
+    const Tensor& backward(Context& ctx, const Tensor& dy);  // returns dy (both inputs' gradient)
+
+private:
+    std::string name_;
+    Tensor y_;
+};
+
+class ConcatChannels {
+public:
+    explicit ConcatChannels(std::string name) : name_(std::move(name)) {}
+    const std::string& name() const { return name_; }
+    Tensor& forward(Context& ctx, const std::vector<const Tensor*>& xs);
+    std::vector<Tensor>& backward(Context& ctx, const Tensor& dy);  // one gradient per input
+
+private:
+    std::string name_;
+    std::vector<Shape> input_shapes_;
+    Tensor y_;
+    std::vector<Tensor> dxs_;
+};
+
+class SoftmaxCrossEntropy {
+public:
+    explicit SoftmaxCrossEntropy(float label_smoothing = 0.0f);
+    float forward(Context& ctx, const Tensor& logits, const Tensor& labels);  // mean loss
+    Tensor& backward(Context& ctx);  // dlogits of the last forward
+    float label_smoothing() const { return label_smoothing_; }
+
+private:
+    float label_smoothing_;
+    bool has_forward_ = false;
+    Tensor dlogits_;  // (N, K), computed by forward
+};
+
+}  // namespace sp

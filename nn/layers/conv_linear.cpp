@@ -1,0 +1,206 @@
+// Conv2d and Linear: weights from the parameter store, pruning masks applied on the fly.
+// With a weight mask, forward and backward-data use w ⊙ m (a scratch tensor) and the weight
+// gradient is multiplied by m; with an output mask, y and the incoming dy are multiplied by it,
+// so a gated channel behaves like a filter with zero weights and bias and gets zero gradient.
+#include "kernels/check.h"
+#include "kernels/nvtx.h"
+#include "nn/layers.h"
+
+namespace sp {
+
+namespace {
+
+void require_mask(const std::string& layer, const char* what, const Tensor* mask, const Shape& expected) {
+    if (!mask) return;
+    SP_REQUIRE(mask->shape() == expected,
+               layer << ": " << what << " has shape " << mask->shape().str() << ", expected " << expected.str());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------- Conv2d
+
+Conv2d::Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int64_t out_channels,
+               int64_t kernel, int64_t stride, int64_t padding, int64_t groups, bool bias)
+    : store_(store), name_(std::move(name)), in_channels_(in_channels), out_channels_(out_channels),
+      kernel_(kernel), stride_(stride), padding_(padding), groups_(groups) {
+    SP_REQUIRE(in_channels > 0 && out_channels > 0 && kernel > 0 && stride > 0 && padding >= 0 && groups > 0,
+               name_ << ": invalid conv geometry (in " << in_channels << ", out " << out_channels << ", kernel "
+                     << kernel << ", stride " << stride << ", padding " << padding << ", groups " << groups << ")");
+    SP_REQUIRE(in_channels % groups == 0 && out_channels % groups == 0,
+               name_ << ": channels " << in_channels << " in / " << out_channels << " out not divisible by groups "
+                     << groups);
+    const int64_t fan_in = in_channels / groups * kernel * kernel;
+    weight_index_ = store_.add_parameter(name_ + ".weight", Shape{out_channels, in_channels / groups, kernel, kernel},
+                                         Init::kaiming_normal, fan_in);
+    if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_channels}, Init::fan_in_uniform, fan_in);
+}
+
+void Conv2d::set_output_mask(const Tensor* mask) {
+    require_mask(name_, "output mask", mask, Shape{out_channels_});
+    output_mask_ = mask;
+}
+
+void Conv2d::set_weight_mask(const Tensor* mask) {
+    require_mask(name_, "weight mask", mask, Shape{out_channels_, in_channels_ / groups_, kernel_, kernel_});
+    weight_mask_ = mask;
+}
+
+Tensor Conv2d::weight() const { return store_.value(weight_index_); }
+Tensor Conv2d::weight_grad() const { return store_.grad(weight_index_); }
+
+Tensor Conv2d::bias() const {
+    SP_REQUIRE(has_bias(), name_ << ": has no bias");
+    return store_.value(bias_index_);
+}
+
+Tensor Conv2d::bias_grad() const {
+    SP_REQUIRE(has_bias(), name_ << ": has no bias");
+    return store_.grad(bias_index_);
+}
+
+ConvGeometry Conv2d::geometry() const {
+    ConvGeometry g;
+    g.stride_h = g.stride_w = stride_;
+    g.pad_h = g.pad_w = padding_;
+    g.groups = groups_;
+    return g;
+}
+
+Shape Conv2d::output_shape(const Shape& in) const {
+    SP_REQUIRE(in.rank() == 4 && in[1] == in_channels_,
+               name_ << ": expected input (N, " << in_channels_ << ", H, W), got " << in.str());
+    const int64_t p = window_output_size(in[2], kernel_, stride_, padding_);
+    const int64_t q = window_output_size(in[3], kernel_, stride_, padding_);
+    SP_REQUIRE(p > 0 && q > 0, name_ << ": kernel " << kernel_ << " with padding " << padding_
+                                     << " does not fit input " << in.str());
+    return Shape{in[0], out_channels_, p, q};
+}
+
+int64_t Conv2d::macs(const Shape& input) const {
+    Shape out = output_shape(input);
+    return out_channels_ * (in_channels_ / groups_) * kernel_ * kernel_ * out[2] * out[3];
+}
+
+Tensor& Conv2d::forward(Context& ctx, const Tensor& x) {
+    NvtxRange range(name_.c_str());
+    ensure_shape(y_, output_shape(x.shape()), ctx.device());
+    Tensor w = weight();
+    weight_masked_ = weight_mask_ != nullptr;
+    if (weight_masked_) {
+        ensure_shape(masked_weight_, w.shape(), ctx.device());
+        multiply(ctx, w, *weight_mask_, masked_weight_);
+    }
+    Tensor b = has_bias() ? bias() : Tensor();
+    conv2d_forward(ctx, x, weight_masked_ ? masked_weight_ : w, has_bias() ? &b : nullptr, geometry(), y_);
+    if (output_mask_) scale_channels(ctx, y_, *output_mask_, y_);
+    x_ = x.view();
+    return y_;
+}
+
+Tensor& Conv2d::backward(Context& ctx, const Tensor& dy) {
+    NvtxRange range((name_ + ".backward").c_str());
+    SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
+    SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
+                                               << ", expected the output shape " << y_.shape().str());
+    const Tensor* g = &dy;
+    if (output_mask_) {
+        ensure_shape(masked_dy_, dy.shape(), ctx.device());
+        scale_channels(ctx, dy, *output_mask_, masked_dy_);
+        g = &masked_dy_;
+    }
+    // The weights have not changed since forward, so masked_weight_ is still w ⊙ m.
+    Tensor w = weight();
+    ensure_shape(dx_, x_.shape(), ctx.device());
+    conv2d_backward_data(ctx, *g, weight_masked_ ? masked_weight_ : w, geometry(), dx_, GradMode::overwrite);
+    Tensor dw = weight_grad();
+    conv2d_backward_weight(ctx, x_, *g, geometry(), dw, GradMode::overwrite);
+    if (weight_masked_) multiply(ctx, dw, *weight_mask_, dw);
+    if (has_bias()) {
+        Tensor db = bias_grad();
+        channel_sum(ctx, *g, db, GradMode::overwrite);
+    }
+    return dx_;
+}
+
+// ---------------------------------------------------------------------------------- Linear
+
+Linear::Linear(ParameterStore& store, std::string name, int64_t in_features, int64_t out_features, bool bias)
+    : store_(store), name_(std::move(name)), in_features_(in_features), out_features_(out_features) {
+    SP_REQUIRE(in_features > 0 && out_features > 0,
+               name_ << ": invalid sizes (in " << in_features << ", out " << out_features << ")");
+    weight_index_ = store_.add_parameter(name_ + ".weight", Shape{out_features, in_features}, Init::kaiming_normal,
+                                         in_features);
+    if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_features}, Init::fan_in_uniform, in_features);
+}
+
+void Linear::set_output_mask(const Tensor* mask) {
+    require_mask(name_, "output mask", mask, Shape{out_features_});
+    output_mask_ = mask;
+}
+
+void Linear::set_weight_mask(const Tensor* mask) {
+    require_mask(name_, "weight mask", mask, Shape{out_features_, in_features_});
+    weight_mask_ = mask;
+}
+
+Tensor Linear::weight() const { return store_.value(weight_index_); }
+Tensor Linear::weight_grad() const { return store_.grad(weight_index_); }
+
+Tensor Linear::bias() const {
+    SP_REQUIRE(has_bias(), name_ << ": has no bias");
+    return store_.value(bias_index_);
+}
+
+Tensor Linear::bias_grad() const {
+    SP_REQUIRE(has_bias(), name_ << ": has no bias");
+    return store_.grad(bias_index_);
+}
+
+Shape Linear::output_shape(const Shape& in) const {
+    SP_REQUIRE(in.rank() == 2 && in[1] == in_features_,
+               name_ << ": expected input (N, " << in_features_ << "), got " << in.str());
+    return Shape{in[0], out_features_};
+}
+
+Tensor& Linear::forward(Context& ctx, const Tensor& x) {
+    NvtxRange range(name_.c_str());
+    ensure_shape(y_, output_shape(x.shape()), ctx.device());
+    Tensor w = weight();
+    weight_masked_ = weight_mask_ != nullptr;
+    if (weight_masked_) {
+        ensure_shape(masked_weight_, w.shape(), ctx.device());
+        multiply(ctx, w, *weight_mask_, masked_weight_);
+    }
+    Tensor b = has_bias() ? bias() : Tensor();
+    linear_forward(ctx, x, weight_masked_ ? masked_weight_ : w, has_bias() ? &b : nullptr, y_);
+    if (output_mask_) scale_channels(ctx, y_, *output_mask_, y_);
+    x_ = x.view();
+    return y_;
+}
+
+Tensor& Linear::backward(Context& ctx, const Tensor& dy) {
+    NvtxRange range((name_ + ".backward").c_str());
+    SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
+    SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
+                                               << ", expected the output shape " << y_.shape().str());
+    const Tensor* g = &dy;
+    if (output_mask_) {
+        ensure_shape(masked_dy_, dy.shape(), ctx.device());
+        scale_channels(ctx, dy, *output_mask_, masked_dy_);
+        g = &masked_dy_;
+    }
+    Tensor w = weight();
+    ensure_shape(dx_, x_.shape(), ctx.device());
+    linear_backward_data(ctx, *g, weight_masked_ ? masked_weight_ : w, dx_, GradMode::overwrite);
+    Tensor dw = weight_grad();
+    linear_backward_weight(ctx, x_, *g, dw, GradMode::overwrite);
+    if (weight_masked_) multiply(ctx, dw, *weight_mask_, dw);
+    if (has_bias()) {
+        Tensor db = bias_grad();
+        channel_sum(ctx, *g, db, GradMode::overwrite);
+    }
+    return dx_;
+}
+
+}  // namespace sp

@@ -1,0 +1,169 @@
+// Model: forward/backward over the network, per-layer parameter/MAC accounting, prunable layers.
+#include "nn/models/model.h"
+
+#include <functional>
+#include <tuple>
+
+#include "kernels/check.h"
+#include "kernels/nvtx.h"
+
+namespace sp {
+
+namespace {
+
+using LeafVisitor = std::function<void(Module&, const Shape&)>;
+
+// Visits every leaf module in execution order with its input shape (batch axis included),
+// descending into Sequential containers and Composite blocks.
+void walk(Module& m, const Shape& input, const LeafVisitor& visit) {
+    if (auto* seq = dynamic_cast<Sequential*>(&m)) {
+        Shape s = input;
+        for (size_t i = 0; i < seq->size(); ++i) {
+            walk((*seq)[i], s, visit);
+            s = (*seq)[i].output_shape(s);
+        }
+    } else if (auto* composite = dynamic_cast<Composite*>(&m)) {
+        std::vector<std::pair<Module*, Shape>> parts;
+        composite->children(input, parts);
+        for (auto& [child, shape] : parts) walk(*child, shape, visit);
+    } else {
+        visit(m, input);
+    }
+}
+
+const char* kind_of(const Module& m) {
+    if (dynamic_cast<const Conv2d*>(&m)) return "conv";
+    if (dynamic_cast<const Linear*>(&m)) return "linear";
+    if (dynamic_cast<const BatchNorm2d*>(&m)) return "batchnorm";
+    if (dynamic_cast<const ReLU*>(&m)) return "relu";
+    if (dynamic_cast<const MaxPool2d*>(&m)) return "maxpool";
+    if (dynamic_cast<const AvgPool2d*>(&m)) return "avgpool";
+    if (dynamic_cast<const GlobalAvgPool*>(&m)) return "global_avgpool";
+    if (dynamic_cast<const Flatten*>(&m)) return "flatten";
+    if (dynamic_cast<const Dropout*>(&m)) return "dropout";
+    if (dynamic_cast<const LocalResponseNorm*>(&m)) return "lrn";
+    if (dynamic_cast<const ShortcutA*>(&m)) return "shortcut_a";
+    return "module";
+}
+
+// Trainable floats of a leaf layer, from its configuration (valid before allocation).
+int64_t params_of(const Module& m) {
+    if (auto* c = dynamic_cast<const Conv2d*>(&m))
+        return c->out_channels() * (c->in_channels() / c->groups()) * c->kernel() * c->kernel() +
+               (c->has_bias() ? c->out_channels() : 0);
+    if (auto* l = dynamic_cast<const Linear*>(&m))
+        return l->out_features() * l->in_features() + (l->has_bias() ? l->out_features() : 0);
+    if (auto* b = dynamic_cast<const BatchNorm2d*>(&m)) return 2 * b->channels();  // gamma, beta
+    return 0;
+}
+
+// Multiply-accumulates per image of conv and linear layers; 0 for everything else. A conv
+// output element costs (C/groups)·R·S MACs, a linear output IN MACs; biases are not counted.
+int64_t macs_of(const Module& m, const Shape& output) {
+    const int64_t per_image = output.numel() / output[0];
+    if (auto* c = dynamic_cast<const Conv2d*>(&m))
+        return per_image * (c->in_channels() / c->groups()) * c->kernel() * c->kernel();
+    if (auto* l = dynamic_cast<const Linear*>(&m)) return per_image * l->in_features();
+    return 0;
+}
+
+}  // namespace
+
+int64_t PrunableLayer::out_channels() const {
+    return kind == LayerKind::conv ? conv->out_channels() : linear->out_features();
+}
+
+Model::Model(std::string name, int64_t in_channels, int64_t height, int64_t width, int64_t num_classes)
+    : name_(std::move(name)),
+      input_shape_{in_channels, height, width},
+      num_classes_(num_classes),
+      network_(name_) {
+    SP_REQUIRE(in_channels > 0 && height > 0 && width > 0 && num_classes > 0,
+               name_ << ": input (C, H, W) and class count must be positive, got " << input_shape_.str() << ", "
+                     << num_classes << " classes");
+}
+
+Tensor& Model::forward(Context& ctx, const Tensor& x) {
+    SP_REQUIRE(x.rank() == 4 && x.dim(1) == input_shape_[0] && x.dim(2) == input_shape_[1] &&
+                   x.dim(3) == input_shape_[2],
+               name_ << ": expected input (N, " << input_shape_[0] << ", " << input_shape_[1] << ", "
+                     << input_shape_[2] << "), got " << x.shape().str());
+    SP_REQUIRE(store_.allocated(), name_ << ": forward before allocate()");
+    NvtxRange range(name_.c_str());
+    Tensor& logits = network_.forward(ctx, x);  // (N, classes)
+    SP_REQUIRE(logits.rank() == 2 && logits.dim(1) == num_classes_,
+               name_ << ": network produced " << logits.shape().str() << ", expected (N, " << num_classes_ << ")");
+    return logits;
+}
+
+void Model::backward(Context& ctx, const Tensor& dlogits) {
+    SP_REQUIRE(dlogits.rank() == 2 && dlogits.dim(1) == num_classes_,
+               name_ << ": expected dlogits (N, " << num_classes_ << "), got " << dlogits.shape().str());
+    NvtxRange range((name_ + ".backward").c_str());
+    network_.backward(ctx, dlogits);  // the input gradient is not needed
+}
+
+void Model::set_training(bool training) { network_.set_training(training); }
+
+void Model::allocate(Device device, uint64_t seed) { store_.allocate(device, seed); }
+
+std::vector<LayerCost> Model::layer_costs() {
+    std::vector<LayerCost> costs;
+    const Shape input{1, input_shape_[0], input_shape_[1], input_shape_[2]};
+    walk(network_, input, [&](Module& m, const Shape& in) {
+        Shape out = m.output_shape(in);
+        std::vector<int64_t> dims(out.dims().begin() + 1, out.dims().end());  // drop the batch axis
+        costs.push_back(LayerCost{m.name(), kind_of(m), Shape(std::move(dims)), params_of(m), macs_of(m, out)});
+    });
+    return costs;
+}
+
+int64_t Model::macs_per_image() {
+    int64_t total = 0;
+    for (const LayerCost& c : layer_costs()) total += c.macs;
+    return total;
+}
+
+std::vector<PrunableLayer> Model::prunable_layers() {
+    std::vector<PrunableLayer> layers;
+    const Shape input{1, input_shape_[0], input_shape_[1], input_shape_[2]};
+    walk(network_, input, [&](Module& m, const Shape&) {
+        PrunableLayer p;
+        if (auto* c = dynamic_cast<Conv2d*>(&m)) {
+            p.kind = LayerKind::conv;
+            p.conv = c;
+        } else if (auto* l = dynamic_cast<Linear*>(&m)) {
+            p.kind = LayerKind::linear;
+            p.linear = l;
+        } else {
+            return;
+        }
+        p.name = m.name();
+        p.module = &m;
+        auto it = roles_.find(&m);
+        if (it != roles_.end()) std::tie(p.output_group, p.input_group) = it->second;
+        layers.push_back(std::move(p));
+    });
+    return layers;
+}
+
+int Model::add_group(std::string name, int64_t channels, int parent, int64_t parent_offset) {
+    SP_REQUIRE(parent < static_cast<int>(groups_.size()), name_ << ": group parent " << parent << " does not exist");
+    ResidualGroup g;
+    g.id = static_cast<int>(groups_.size());
+    g.name = std::move(name);
+    g.channels = channels;
+    g.parent = parent;
+    g.parent_offset = parent_offset;
+    groups_.push_back(std::move(g));
+    return groups_.back().id;
+}
+
+void Model::set_roles(const Module& layer, int output_group, int input_group) {
+    const int n = static_cast<int>(groups_.size());
+    SP_REQUIRE(output_group < n && input_group < n, name_ << ": unknown residual group for " << layer.name());
+    roles_[&layer] = {output_group, input_group};
+    if (output_group >= 0) groups_[static_cast<size_t>(output_group)].members.push_back(layer.name());
+}
+
+}  // namespace sp

@@ -1,0 +1,119 @@
+// The flat parameter store: registration, host-side Philox initialisation, views.
+#include "nn/parameters.h"
+
+#include <cmath>
+
+#include "kernels/check.h"
+#include "kernels/philox.h"
+#include "nn/context.h"
+
+namespace sp {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Fills `out` (the entry's floats) from the Philox stream `key` following `init`.
+void initialise(float* out, int64_t n, Init init, int64_t fan_in, uint64_t key) {
+    auto uniform = [&](int64_t i) { return static_cast<double>(stream_uniform(key, static_cast<uint64_t>(i))); };
+    switch (init) {
+        case Init::zeros:
+            for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;
+            return;
+        case Init::ones:
+            for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
+            return;
+        case Init::kaiming_normal: {
+            // Box-Muller on uniforms (2j, 2j+1) gives normals 2j (cos) and 2j+1 (sin).
+            const double stddev = std::sqrt(2.0 / static_cast<double>(fan_in));
+            for (int64_t j = 0; 2 * j < n; ++j) {
+                double u1 = uniform(2 * j), u2 = uniform(2 * j + 1);  // u1 in (0, 1]: log is finite
+                double r = std::sqrt(-2.0 * std::log(u1));
+                out[2 * j] = static_cast<float>(stddev * r * std::cos(2.0 * kPi * u2));
+                if (2 * j + 1 < n) out[2 * j + 1] = static_cast<float>(stddev * r * std::sin(2.0 * kPi * u2));
+            }
+            return;
+        }
+        case Init::kaiming_uniform:  // gain sqrt(2 / (1 + 5)) · sqrt(3 / fan_in) = 1 / sqrt(fan_in)
+        case Init::fan_in_uniform: {
+            const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+            for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(bound * (2.0 * uniform(i) - 1.0));
+            return;
+        }
+    }
+    SP_REQUIRE(false, "parameters: unknown Init value " << static_cast<int>(init));
+}
+
+void check_shape(const std::string& name, const Shape& shape) {
+    for (int64_t d : shape.dims())
+        SP_REQUIRE(d >= 0, "parameters: entry '" << name << "' has a negative dimension in " << shape.str());
+}
+
+}  // namespace
+
+int ParameterStore::add_parameter(std::string name, Shape shape, Init init, int64_t fan_in) {
+    SP_REQUIRE(!allocate_called_, "parameters: cannot add '" << name << "' after allocate()");
+    SP_REQUIRE(fan_in >= 1, "parameters: entry '" << name << "' has fan_in " << fan_in << " (must be >= 1)");
+    check_shape(name, shape);
+    int64_t n = shape.numel();
+    parameters_.push_back({std::move(name), std::move(shape), init, fan_in, parameter_floats_});
+    parameter_floats_ += n;
+    return static_cast<int>(parameters_.size()) - 1;
+}
+
+int ParameterStore::add_state(std::string name, Shape shape, Init init) {
+    SP_REQUIRE(!allocate_called_, "parameters: cannot add state '" << name << "' after allocate()");
+    check_shape(name, shape);
+    int64_t n = shape.numel();
+    states_info_.push_back({std::move(name), std::move(shape), init, 1, state_floats_});
+    state_floats_ += n;
+    return static_cast<int>(states_info_.size()) - 1;
+}
+
+void ParameterStore::allocate(Device device, uint64_t seed) {
+    // Parameter entry i draws from stream (seed, i, 0), state entry i from (seed, i, 1): the
+    // values depend only on the seed and the registration order, never on the device.
+    std::vector<float> host(static_cast<size_t>(parameter_floats_));
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+        const ParameterInfo& p = parameters_[i];
+        initialise(host.data() + p.offset, p.shape.numel(), p.init, p.fan_in, random_stream_key(seed, i, 0));
+    }
+    std::vector<float> host_state(static_cast<size_t>(state_floats_));
+    for (size_t i = 0; i < states_info_.size(); ++i) {
+        const ParameterInfo& s = states_info_[i];
+        initialise(host_state.data() + s.offset, s.shape.numel(), s.init, s.fan_in, random_stream_key(seed, i, 1));
+    }
+    device_ = device;
+    allocate_called_ = true;
+    values_ = Tensor::from_host(host, Shape{parameter_floats_}, device);
+    grads_ = Tensor(Shape{parameter_floats_}, device);
+    states_ = Tensor::from_host(host_state, Shape{state_floats_}, device);
+}
+
+Tensor ParameterStore::value(int index) const {
+    SP_REQUIRE(index >= 0 && static_cast<size_t>(index) < parameters_.size(),
+               "parameters: no parameter with index " << index << " (" << parameters_.size() << " registered)");
+    SP_REQUIRE(allocated(), "parameters: value('" << parameters_[index].name << "') before allocate()");
+    const ParameterInfo& p = parameters_[static_cast<size_t>(index)];
+    // The store hands out mutable views of its buffers: modules update parameters in place.
+    return Tensor::view(const_cast<float*>(values_.data()) + p.offset, p.shape, device_);
+}
+
+Tensor ParameterStore::grad(int index) const {
+    SP_REQUIRE(index >= 0 && static_cast<size_t>(index) < parameters_.size(),
+               "parameters: no parameter with index " << index << " (" << parameters_.size() << " registered)");
+    SP_REQUIRE(allocated(), "parameters: grad('" << parameters_[index].name << "') before allocate()");
+    const ParameterInfo& p = parameters_[static_cast<size_t>(index)];
+    return Tensor::view(const_cast<float*>(grads_.data()) + p.offset, p.shape, device_);
+}
+
+Tensor ParameterStore::state(int index) const {
+    SP_REQUIRE(index >= 0 && static_cast<size_t>(index) < states_info_.size(),
+               "parameters: no state entry with index " << index << " (" << states_info_.size() << " registered)");
+    SP_REQUIRE(allocate_called_,
+               "parameters: state('" << states_info_[index].name << "') before allocate()");
+    const ParameterInfo& s = states_info_[static_cast<size_t>(index)];
+    return Tensor::view(const_cast<float*>(states_.data()) + s.offset, s.shape, device_);
+}
+
+}  // namespace sp
