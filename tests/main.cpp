@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "nn/cpu/gemm.h"
 #include "nn/device.h"
 
 namespace {
@@ -37,6 +38,7 @@ struct SummaryLine : doctest::IReporter {
 DOCTEST_REGISTER_LISTENER("summary-line", 1, SummaryLine);
 
 int main(int argc, char** argv) {
+    sp::cpu::configure_cpu_blas(argv);
     std::printf("GPU cases: %s\n", sp::cuda_available() ? ("running on " + sp::cuda_device_name()).c_str()
                                                         : "skipped (no usable CUDA GPU)");
     doctest::Context context(argc, argv);

@@ -7,6 +7,7 @@
 #include "data/split.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
+#include "nn/cpu/gemm.h"
 #include "nn/device.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -27,6 +28,7 @@ void print_layer_table(Model& model) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    cpu::configure_cpu_blas(argv);
     CLI::App app{"spinprune: energy-based pruning of CNNs on cuDNN/cuBLAS, with a CPU reference backend"};
     app.require_subcommand(1);
     std::string device;
@@ -40,7 +42,7 @@ int main(int argc, char** argv) {
 
     CLI::App* train = app.add_subcommand("train", "train and evaluate one experiment");
     train->add_option("--config", config_path, "experiment TOML file")->required()->check(CLI::ExistingFile);
-    train->add_option("--out", out_dir, "run directory (default runs/<experiment name>)");
+    train->add_option("--out", out_dir, "run directory (default: a new runs/<experiment name>/<date-time>)");
     train->add_option("--seed", seed, "override the config's seed")->check(CLI::NonNegativeNumber);
     train->add_flag("--resume", resume, "continue the run in --out from its checkpoint");
     train->add_option("--set", overrides, "override a config key: section.key=value (TOML value), repeatable");

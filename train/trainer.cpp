@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include "data/cifar.h"
@@ -148,6 +149,16 @@ Progress restore_training(Model& model, Optimizer& optimizer, const Checkpoint& 
     return p;
 }
 
+// runs/<experiment>/<local date-time>: a new directory for every run that names none.
+std::string default_run_dir(const std::string& experiment) {
+    std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    std::string dir = "runs/" + experiment + "/" + stamp;
+    for (int i = 2; std::filesystem::exists(dir); ++i) dir = "runs/" + experiment + "/" + stamp + "-" + std::to_string(i);
+    return dir;
+}
+
 std::string default_fashion_mnist_dir() {
     // The copy that `make third-party` carries to an offline GPU machine, else Debian's package.
     const char* carried = "third_party/data/fashion-mnist";
@@ -210,7 +221,8 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
     const Device device = resolve_device(options.device.empty() ? config.device : options.device, &why);
     if (!options.quiet) std::printf("%s\n", why.c_str());
 
-    RunDir run(options.out_dir.empty() ? "runs/" + config.name : options.out_dir);
+    SP_REQUIRE(!options.resume || !options.out_dir.empty(), "--resume needs --out: the run directory to continue");
+    RunDir run(options.out_dir.empty() ? default_run_dir(config.name) : options.out_dir);
     const std::string checkpoint_path = run.file("checkpoint.safetensors");
     const bool have_checkpoint = std::filesystem::exists(checkpoint_path);
     SP_REQUIRE(!have_checkpoint || options.resume,

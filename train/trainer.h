@@ -14,7 +14,7 @@
 namespace sp {
 
 struct TrainOptions {
-    std::string out_dir;        // run directory ("" = runs/<experiment name>)
+    std::string out_dir;        // run directory ("" = a new runs/<experiment name>/<date-time>)
     bool resume = false;        // continue from out_dir/checkpoint.safetensors
     std::string device;         // "" = the config's
     int64_t stop_after_steps = -1;  // stop (with a checkpoint) after this many steps of this call; for tests

@@ -1,8 +1,11 @@
 // CPU sgemm: OpenBLAS when available (SP_USE_CBLAS), and a cache-blocked OpenMP fallback.
 #include "nn/cpu/gemm.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <vector>
 
 #include "kernels/check.h"
@@ -83,6 +86,22 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
     }
 #endif
     sgemm_fallback(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void configure_cpu_blas(char** argv) {
+#if defined(SP_USE_CBLAS) && defined(__x86_64__)
+    if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+        const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                           : __builtin_cpu_supports("avx2") ? "Haswell"
+                                                            : nullptr;
+        if (core) {
+            setenv("OPENBLAS_CORETYPE", core, 1);
+            if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+            ::execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
+        }
+    }
+    openblas_set_num_threads(1);
+#endif
 }
 
 }  // namespace sp::cpu

@@ -20,4 +20,12 @@ void sgemm_fallback(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 // True when sgemm() goes to a BLAS library.
 bool sgemm_uses_blas();
 
+// Call first thing in main(). OpenBLAS chooses its kernels once, when it is loaded, from the
+// CPU model; a model it does not recognise (virtual machines report a generic "Intel Xeon
+// Processor") gets its SSE3 kernels, 2-3x slower. When OPENBLAS_CORETYPE is unset this sets
+// it from the CPU's features and re-executes the program (OpenBLAS reads it only at load).
+// It also keeps OpenBLAS single-threaded: our CPU loops are parallel with OpenMP, and two
+// thread pools on the same cores spin against each other (measured: 1.5x slower).
+void configure_cpu_blas(char** argv);
+
 }  // namespace sp::cpu
