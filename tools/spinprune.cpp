@@ -32,8 +32,6 @@ int main(int argc, char** argv) {
     CLI::App app{"spinprune: energy-based pruning of CNNs on cuDNN/cuBLAS, with a CPU reference backend"};
     app.require_subcommand(1);
     std::string device;
-    app.add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
-        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
     std::string config_path, out_dir, checkpoint_path;
     std::vector<std::string> overrides;
@@ -60,6 +58,10 @@ int main(int argc, char** argv) {
     info->add_option("--set", overrides, "override a config key: section.key=value");
 
     CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
+
+    for (CLI::App* sub : {train, eval, info, devices})
+        sub->add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
+            ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
     CLI11_PARSE(app, argc, argv);
     try {
