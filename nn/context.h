@@ -37,6 +37,11 @@ public:
 
     Device device() const { return device_; }
     uint64_t seed() const { return seed_; }
+    // The training step in progress (set by the trainer): per-step random streams, such as
+    // dropout masks, are keyed by (seed, purpose, step), so a resumed run draws what an
+    // uninterrupted one would have drawn without any generator state to save.
+    uint64_t step() const { return step_; }
+    void set_step(uint64_t step) { step_ = step; }
     bool deterministic() const { return deterministic_; }
 
     // CUDA only (an sp::Error on a CPU context).
@@ -56,6 +61,7 @@ private:
 
     Device device_;
     uint64_t seed_;
+    uint64_t step_ = 0;
     bool deterministic_;
     cudaStream_t stream_ = nullptr;
     cudnnHandle_t cudnn_ = nullptr;

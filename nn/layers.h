@@ -200,7 +200,7 @@ private:
 
 class Dropout : public Module {
 public:
-    // Random stream key = random_stream_key(ctx.seed(), purpose, forward-call counter), so a
+    // Random stream key = random_stream_key(ctx.seed(), purpose, ctx.step()), so a
     // run is reproducible; identity in eval mode.
     Dropout(std::string name, float p, uint64_t purpose);
     std::string name() const override { return name_; }
@@ -208,15 +208,11 @@ public:
     Tensor& forward(Context& ctx, const Tensor& x) override;
     Tensor& backward(Context& ctx, const Tensor& dy) override;
     float p() const { return p_; }
-    // Training forwards so far (the step of the next stream); settable for resuming a run.
-    uint64_t calls() const { return calls_; }
-    void set_calls(uint64_t calls) { calls_ = calls; }
 
 private:
     std::string name_;
     float p_;
     uint64_t purpose_;
-    uint64_t calls_ = 0;
     bool forward_was_identity_ = true;
     Tensor y_, dx_, keep_scale_;
 };

@@ -300,6 +300,7 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
         while (progress.cursor.batch < batches) {
             lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
             Batch batch = loader.next();
+            ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
             Tensor& logits = model->forward(ctx, batch.images);
             float loss = loss_fn.forward(ctx, logits, batch.labels);
             SP_REQUIRE(std::isfinite(loss), "training diverged: loss is " << loss << " at epoch " << epoch << ", batch "

@@ -23,9 +23,14 @@ Tensor BatchNorm2d::beta() const { return store_.value(beta_index_); }
 Tensor BatchNorm2d::running_mean() const { return store_.state(mean_index_); }
 Tensor BatchNorm2d::running_var() const { return store_.state(var_index_); }
 
+namespace {
+// (N, C) inputs (after a linear layer) are normalised as (N, C, 1, 1): BatchNorm1d's semantics.
+Shape as_nchw(const Shape& s) { return s.rank() == 2 ? Shape{s[0], s[1], 1, 1} : s; }
+}  // namespace
+
 Shape BatchNorm2d::output_shape(const Shape& in) const {
-    SP_REQUIRE(in.rank() == 4 && in[1] == channels_,
-               name_ << ": expected input (N, " << channels_ << ", H, W), got " << in.str());
+    SP_REQUIRE((in.rank() == 4 || in.rank() == 2) && in[1] == channels_,
+               name_ << ": expected input (N, " << channels_ << ", H, W) or (N, " << channels_ << "), got " << in.str());
     return in;
 }
 
@@ -33,29 +38,33 @@ Tensor& BatchNorm2d::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
     Tensor g = gamma(), b = beta(), rm = running_mean(), rv = running_var();
+    const Shape shape4 = as_nchw(x.shape());
+    Tensor x4 = x.reshaped(shape4), y4 = y_.reshaped(shape4);
     forward_was_training_ = training_;
     if (training_) {
-        SP_REQUIRE(x.dim(0) * x.dim(2) * x.dim(3) > 1,
+        SP_REQUIRE(shape4[0] * shape4[2] * shape4[3] > 1,
                    name_ << ": training needs more than one value per channel, got input " << x.shape().str());
         ensure_shape(saved_mean_, Shape{channels_}, ctx.device());
         ensure_shape(saved_invstd_, Shape{channels_}, ctx.device());
-        batchnorm_forward_train(ctx, x, g, b, rm, rv, momentum_, eps_, y_, saved_mean_, saved_invstd_);
+        batchnorm_forward_train(ctx, x4, g, b, rm, rv, momentum_, eps_, y4, saved_mean_, saved_invstd_);
     } else {
-        batchnorm_forward_eval(ctx, x, g, b, rm, rv, eps_, y_);
+        batchnorm_forward_eval(ctx, x4, g, b, rm, rv, eps_, y4);
     }
-    x_ = x.view();
+    x_ = x4.view();
     return y_;
 }
 
 Tensor& BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
     NvtxRange range((name_ + ".backward").c_str());
     SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
-    SP_REQUIRE(dy.shape() == x_.shape(), name_ << ": gradient has shape " << dy.shape().str()
-                                               << ", expected the output shape " << x_.shape().str());
-    ensure_shape(dx_, x_.shape(), ctx.device());
+    SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
+                                               << ", expected the output shape " << y_.shape().str());
+    ensure_shape(dx_, y_.shape(), ctx.device());
     Tensor g = gamma(), dg = store_.grad(gamma_index_), db = store_.grad(beta_index_);
+    // x_ is the input viewed as (N, C, H, W); dy and dx are viewed alike.
+    Tensor dy4 = dy.reshaped(x_.shape()), dx4 = dx_.reshaped(x_.shape());
     if (forward_was_training_) {
-        batchnorm_backward(ctx, x_, dy, g, saved_mean_, saved_invstd_, dx_, dg, db, GradMode::overwrite);
+        batchnorm_backward(ctx, x_, dy4, g, saved_mean_, saved_invstd_, dx4, dg, db, GradMode::overwrite);
         return dx_;
     }
     // Eval: y = gamma (x - rm) / sqrt(rv + eps) + beta, an affine map per channel, so
@@ -69,12 +78,12 @@ Tensor& BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
         ones_.fill(1.0f);
     }
     Tensor rm = running_mean(), rv = running_var();
-    batchnorm_forward_eval(ctx, dy, g, zeros_, zeros_, rv, eps_, dx_);
+    batchnorm_forward_eval(ctx, dy4, g, zeros_, zeros_, rv, eps_, dx4);
     ensure_shape(xhat_, x_.shape(), ctx.device());
     batchnorm_forward_eval(ctx, x_, ones_, zeros_, rm, rv, eps_, xhat_);
-    multiply(ctx, xhat_, dy, xhat_);
+    multiply(ctx, xhat_, dy4, xhat_);
     channel_sum(ctx, xhat_, dg, GradMode::overwrite);
-    channel_sum(ctx, dy, db, GradMode::overwrite);
+    channel_sum(ctx, dy4, db, GradMode::overwrite);
     return dx_;
 }
 

@@ -136,8 +136,7 @@ Tensor& Dropout::forward(Context& ctx, const Tensor& x) {
     }
     ensure_shape(y_, x.shape(), ctx.device());
     ensure_shape(keep_scale_, x.shape(), ctx.device());
-    dropout_forward(ctx, x, p_, random_stream_key(ctx.seed(), purpose_, calls_), y_, keep_scale_);
-    ++calls_;
+    dropout_forward(ctx, x, p_, random_stream_key(ctx.seed(), purpose_, ctx.step()), y_, keep_scale_);
     return y_;
 }
 
