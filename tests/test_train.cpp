@@ -65,6 +65,16 @@ TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run d
         CHECK_MESSAGE(std::filesystem::exists(options.out_dir + "/" + file), file);
     // The resolved config in the run directory loads back.
     CHECK(load_config(options.out_dir + "/config.toml").train.batch_size == 50);
+    // The saved model, rebuilt from the config saved beside it, evaluates to the same test score.
+    Checkpoint saved = load_checkpoint(options.out_dir + "/model.safetensors");
+    ExperimentConfig again = parse_config(saved.meta("config"), "saved config");
+    ExperimentData data = prepare_experiment_data(again);
+    auto model = make_model(again.model.name, data.test.channels(), data.test.height(), data.test.width(),
+                            data.test.num_classes);
+    model->allocate(Device::cpu, 99);  // other initial weights, overwritten by the checkpoint
+    load_model_weights(*model, options.out_dir + "/model.safetensors");
+    Context ctx(Device::cpu, static_cast<uint64_t>(again.seed), true);
+    CHECK(evaluate(ctx, *model, data.test, data.norm, 1000).top1 == summary["top1"].get<double>());
     // A second run into the same directory without --resume is refused.
     CHECK_THROWS_WITH_AS(train_experiment(small_config(dir), options), doctest::Contains("--resume"), Error);
 }

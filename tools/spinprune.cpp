@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "data/split.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "nn/cpu/gemm.h"
@@ -46,15 +45,17 @@ int main(int argc, char** argv) {
     train->add_option("--set", overrides, "override a config key: section.key=value (TOML value), repeatable");
 
     CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test set of its config");
-    eval->add_option("--config", config_path, "experiment TOML file")->required()->check(CLI::ExistingFile);
+    eval->add_option("--config", config_path, "experiment TOML file (default: the config saved in the checkpoint)")
+        ->check(CLI::ExistingFile);
     eval->add_option("--checkpoint", checkpoint_path, "model.safetensors or checkpoint.safetensors")
         ->required()->check(CLI::ExistingFile);
     eval->add_option("--set", overrides, "override a config key: section.key=value");
 
     CLI::App* info = app.add_subcommand("info", "per-layer widths, parameters and MACs of a model");
-    info->add_option("--config", config_path, "experiment TOML file (model and dataset shape)")
-        ->required()->check(CLI::ExistingFile);
-    info->add_option("--checkpoint", checkpoint_path, "also check that this checkpoint fits the model");
+    info->add_option("--config", config_path, "experiment TOML file (default: the config saved in the checkpoint)")
+        ->check(CLI::ExistingFile);
+    info->add_option("--checkpoint", checkpoint_path, "a checkpoint: its model, widths and config")
+        ->check(CLI::ExistingFile);
     info->add_option("--set", overrides, "override a config key: section.key=value");
 
     CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
@@ -71,7 +72,11 @@ int main(int argc, char** argv) {
             std::printf("%s\n", why.c_str());
             return 0;
         }
-        ExperimentConfig config = load_config(config_path, overrides);
+        SP_REQUIRE(!config_path.empty() || !checkpoint_path.empty(), "give --config, --checkpoint or both");
+        ExperimentConfig config = config_path.empty()
+                                      ? parse_config(load_checkpoint(checkpoint_path).meta("config"),
+                                                     checkpoint_path + " (saved config)", overrides)
+                                      : load_config(config_path, overrides);
         if (seed >= 0) config.seed = seed;
         if (*train) {
             install_stop_handlers();
@@ -99,13 +104,9 @@ int main(int argc, char** argv) {
         std::printf("%s\n", why.c_str());
         load_model_weights(*model, checkpoint_path);
         // Normalisation statistics come from the training split, as in training.
-        Normalization norm;
-        if (config.data.normalize) {
-            Dataset full = load_experiment_data(config.data, true);
-            norm = compute_normalization(split_validation(full, config.data.validation, static_cast<uint64_t>(config.seed)).train);
-        }
+        ExperimentData data = prepare_experiment_data(config);
         Context ctx(d, static_cast<uint64_t>(config.seed), config.deterministic);
-        EvalResult r = evaluate(ctx, *model, test, norm, config.train.eval_batch_size);
+        EvalResult r = evaluate(ctx, *model, data.test, data.norm, config.train.eval_batch_size);
         std::printf("test: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%lld images)\n", r.top1, r.top5, r.loss,
                     static_cast<long long>(r.images));
         return 0;

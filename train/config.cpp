@@ -2,6 +2,7 @@
 // compile and does not build under nvcc).
 #include "train/config.h"
 
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -141,15 +142,39 @@ void apply_override(toml::table& root, const std::string& override_text) {
 
 }  // namespace
 
+namespace {
+ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides);
+
+[[noreturn]] void fail_parse(const std::string& source, const toml::parse_error& e) {
+    std::ostringstream out;
+    out << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    fail(out.str(), __FILE__, __LINE__);
+}
+}  // namespace
+
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+    SP_REQUIRE(std::ifstream(path).good(), "cannot read config file " << path);
     toml::table root;
     try {
         root = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
-        std::ostringstream out;
-        out << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-        fail(out.str(), __FILE__, __LINE__);
+        fail_parse(path, e);
     }
+    return config_from_table(root, path, overrides);
+}
+
+ExperimentConfig parse_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+    toml::table root;
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        fail_parse(source, e);
+    }
+    return config_from_table(root, source, overrides);
+}
+
+namespace {
+ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides) {
     for (const std::string& o : overrides) apply_override(root, o);
 
     ExperimentConfig c;
@@ -223,6 +248,7 @@ ExperimentConfig load_config(const std::string& path, const std::vector<std::str
     SP_REQUIRE(!t.nesterov || t.momentum > 0.0, path << ": key 'train.nesterov': Nesterov needs train.momentum > 0");
     return c;
 }
+}  // namespace
 
 std::string to_toml(const ExperimentConfig& c) {
     const TrainConfig& t = c.train;

@@ -59,6 +59,10 @@ struct ExperimentConfig {
 // values) applied on top, as from the command line's --set.
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// The same from TOML text (`source` names it in errors), e.g. the config saved in a checkpoint.
+ExperimentConfig parse_config(const std::string& text, const std::string& source,
+                              const std::vector<std::string>& overrides = {});
+
 // The resolved config (every key, defaults included) as TOML text.
 std::string to_toml(const ExperimentConfig& config);
 

@@ -103,6 +103,7 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
         {"epoch_correct", std::to_string(progress.epoch_correct)},
         {"epoch_seen", std::to_string(progress.epoch_seen)},
         {"epoch_seconds", nlohmann::json(progress.epoch_seconds).dump()},
+        {"config", to_toml(config)},
     };
     save_checkpoint(path, named, meta);
 }
@@ -179,6 +180,22 @@ Dataset load_experiment_data(const DataConfig& d, bool train) {
     return load_cifar100(d.dir.empty() ? "data/cifar-100" : d.dir, train);
 }
 
+ExperimentData prepare_experiment_data(const ExperimentConfig& config) {
+    Dataset full_train = load_experiment_data(config.data, true);
+    if (config.data.train_subset > 0 && config.data.train_subset < full_train.size()) {
+        std::vector<int64_t> first(static_cast<size_t>(config.data.train_subset));
+        for (size_t i = 0; i < first.size(); ++i) first[i] = static_cast<int64_t>(i);
+        full_train = subset(full_train, first, full_train.name);
+    }
+    SP_REQUIRE(config.data.validation < full_train.size(),
+               config.source << ": data.validation = " << config.data.validation << " leaves no training images (the set has "
+                             << full_train.size() << ")");
+    ExperimentData data{split_validation(full_train, config.data.validation, static_cast<uint64_t>(config.seed)),
+                        load_experiment_data(config.data, false), Normalization{}};
+    if (config.data.normalize) data.norm = compute_normalization(data.split.train);
+    return data;
+}
+
 EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Normalization& norm, int64_t batch_size) {
     LoaderOptions lo;
     lo.batch_size = batch_size;
@@ -232,19 +249,10 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
     nlohmann::json env = environment_info(device);
     run.write_json("environment.json", env);
 
-    // Data: the validation split and the normalisation come from the training set alone.
-    Dataset full_train = load_experiment_data(config.data, true);
-    Dataset test = load_experiment_data(config.data, false);
-    if (config.data.train_subset > 0 && config.data.train_subset < full_train.size()) {
-        std::vector<int64_t> first(static_cast<size_t>(config.data.train_subset));
-        for (size_t i = 0; i < first.size(); ++i) first[i] = static_cast<int64_t>(i);
-        full_train = subset(full_train, first, full_train.name);
-    }
-    SP_REQUIRE(config.data.validation < full_train.size(),
-               config.source << ": data.validation = " << config.data.validation << " leaves no training images (the set has "
-                             << full_train.size() << ")");
-    TrainValidationSplit split = split_validation(full_train, config.data.validation, static_cast<uint64_t>(config.seed));
-    Normalization norm = config.data.normalize ? compute_normalization(split.train) : Normalization{};
+    ExperimentData data = prepare_experiment_data(config);
+    const TrainValidationSplit& split = data.split;
+    const Dataset& test = data.test;
+    const Normalization& norm = data.norm;
 
     Context ctx(device, static_cast<uint64_t>(config.seed), config.deterministic);
     ModelOptions mo;
@@ -378,11 +386,15 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
     std::vector<Tensor> views;
     save_checkpoint(run.file("model.safetensors"), model_tensors(*model, views),
                     {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"model", model->name()},
-                     {"experiment", config.name}});
-    if (!options.quiet)
-        std::printf("test: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%lld images)  total %.1f s\nrun directory: %s\n",
-                    result.top1, result.top5, result.loss, static_cast<long long>(result.images),
-                    summary["time_s"].get<double>(), run.path().c_str());
+                     {"experiment", config.name}, {"config", to_toml(config)}});
+    if (!options.quiet) {
+        std::printf("\n| experiment | model | device | params | MACs/image | test top-1 | test top-5 | time |\n"
+                    "|---|---|---|---|---|---|---|---|\n| %s | %s | %s | %lld | %lld | %.2f%% | %.2f%% | %.1f s |\n\n",
+                    config.name.c_str(), model->name().c_str(), env["device_name"].get<std::string>().c_str(),
+                    static_cast<long long>(model->parameter_count()), static_cast<long long>(model->macs_per_image()),
+                    result.top1, result.top5, summary["time_s"].get<double>());
+        std::printf("run directory: %s\n", run.path().c_str());
+    }
     return summary;
 }
 

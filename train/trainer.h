@@ -6,6 +6,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/split.h"
 #include "data/transforms.h"
 #include "nn/context.h"
 #include "nn/models/model.h"
@@ -31,8 +32,17 @@ struct EvalResult {
 // Evaluates `model` (in eval mode) on `data`, normalised with `norm`.
 EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Normalization& norm, int64_t batch_size);
 
-// The training and test sets an experiment names (test = false: the training set).
+// The training and test sets an experiment names (train = false: the test set).
 Dataset load_experiment_data(const DataConfig& config, bool train);
+
+// Everything a run takes from its data: the training subset and validation split chosen by
+// the seed, the test set, and the normalisation from the training split alone.
+struct ExperimentData {
+    TrainValidationSplit split;
+    Dataset test;
+    Normalization norm;
+};
+ExperimentData prepare_experiment_data(const ExperimentConfig& config);
 
 // Loads weights and BN statistics saved by a training run into an allocated model.
 void load_model_weights(Model& model, const std::string& checkpoint_path);
