@@ -39,6 +39,8 @@ ifeq ($(SAN),1)
   CONFIG := $(CONFIG)-san
 endif
 BUILD := build/$(CONFIG)
+# Device code does not depend on the host sanitizers: SAN=1 reuses the plain build's objects.
+CU_BUILD := build/$(if $(filter 1,$(DEBUG)),debug,release)
 
 # Header-only dependencies gathered by `make third-party` come first, then the system's.
 INCLUDES := -I. -Ithird_party/include -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
@@ -71,7 +73,7 @@ LDLIBS  := $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart $(BLAS_LIBS) -lz 
 LIB_DIRS := kernels nn data pruning train
 LIB_CPP  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp)))
 LIB_CU   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu)))
-LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
+LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(CU_BUILD)/%.cu.o)
 TEST_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/*.cpp))
 APP_OBJ  := $(BUILD)/tools/spinprune.o
 LIB      := $(BUILD)/libspinprune.a
@@ -118,7 +120,7 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(CU_BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

@@ -1,0 +1,55 @@
+// The population evaluator: the energies of P masks on one mini-batch of B images in one
+// batched pass. For filter masks the batch is replicated P times (P·B images, member-major)
+// and every gated layer multiplies its output channels by its member's mask in the same
+// kernel that scales channels; for weight and kernel masks the members run one after another
+// (see population.cpp for why and what was measured). The CPU reference of every path is
+// evaluate_one_by_one(): one forward per member.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "nn/context.h"
+#include "nn/models/model.h"
+#include "nn/tensor.h"
+#include "pruning/mask_space.h"
+
+namespace sp {
+
+// Lower is better for every energy.
+enum class EnergyKind {
+    cross_entropy,  // mean CE of the member's logits
+    margin,         // -10 · mean_b (z_{y_b} - max_{j≠y_b} z_j): the EDropout reference's energy
+    error,          // 1 - top-1 accuracy
+};
+EnergyKind energy_from_name(const std::string& name);  // "cross-entropy" | "margin" | "error"
+
+struct PopulationOptions {
+    EnergyKind energy = EnergyKind::margin;
+    // BN during evaluation: running statistics (eval mode, default) or each member's own batch
+    // statistics (train-mode BN per member; running statistics are left untouched).
+    bool member_batch_statistics = false;
+    // Largest number of images in one forward (0 = no limit); the population is split into
+    // chunks of whole members beyond it, and also when the device runs out of memory.
+    int64_t max_images_per_pass = 0;
+};
+
+class PopulationEvaluator {
+public:
+    PopulationEvaluator(MaskSpace& space, PopulationOptions options);
+
+    // population (P, D) 0/1 on ctx's device, images (B, C, H, W), labels (B) → energies (P).
+    void evaluate(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels,
+                  Tensor& energies);
+    // The reference: the same energies, one member at a time.
+    void evaluate_one_by_one(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels,
+                             Tensor& energies);
+
+private:
+    MaskSpace& space_;
+    PopulationOptions options_;
+    Tensor replicated_;  // (P·B, C, H, W)
+    Tensor labels_;      // (P·B)
+};
+
+}  // namespace sp
