@@ -82,7 +82,7 @@ TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
 
-.PHONY: all help deps third-party build test run train clean data-cifar10 data-cifar100 data-fashion-mnist
+.PHONY: all help deps third-party build test run train exp bench-population clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -142,6 +142,11 @@ train: deps  ## train experiments/$(EXP).toml (make train EXP=fashion_mnist_lene
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	./$(APP) train --config experiments/$(EXP).toml $(RUN_ARGS)
 
+exp: deps  ## run experiments/$(EXP).toml end to end: baseline, prune, fine-tune, evaluate (make exp EXP=name)
+	@test -n "$(EXP)" || { echo "make exp: name an experiment, e.g. make exp EXP=fashion_mnist_lenet_l1"; exit 2; }
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	./$(APP) run --config experiments/$(EXP).toml $(RUN_ARGS)
+
 data-cifar10:  ## download CIFAR-10 (binary) into data/cifar-10, md5-checked
 	scripts/fetch_cifar.sh cifar10 data/cifar-10
 
@@ -152,7 +157,16 @@ data-fashion-mnist: deps  ## Fashion-MNIST from the Debian package dataset-fashi
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { echo "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"; exit 1; }
 	@echo "Fashion-MNIST in /usr/share/datasets/fashion-mnist"
 
+BENCH_POP := $(BUILD)/bin/population_bench
+$(BENCH_POP): $(BUILD)/bench/population.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+bench-population: deps  ## batched vs one-by-one population evaluation (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCH_POP)
+	./$(BENCH_POP) --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+
 clean:  ## remove build outputs
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BUILD)/bench/population.d

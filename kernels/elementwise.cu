@@ -38,9 +38,23 @@ __global__ void multiply_kernel(const float* a, const float* b, float* y, size_t
     SP_GRID_STRIDE_LOOP(i, n) y[i] = a[i] * b[i];
 }
 
+// mask (members, channels); rows_per_member rows of x share one mask row.
 __global__ void scale_channels_kernel(const float* x, const float* mask, float* y, size_t n,
-                                      size_t channels, size_t inner) {
-    SP_GRID_STRIDE_LOOP(i, n) y[i] = x[i] * mask[(i / inner) % channels];
+                                      size_t channels, size_t inner, size_t rows_per_member) {
+    SP_GRID_STRIDE_LOOP(i, n) {
+        const size_t plane = i / inner;  // (row, channel)
+        const size_t member = plane / channels / rows_per_member;
+        y[i] = x[i] * mask[member * channels + plane % channels];
+    }
+}
+
+__global__ void slice_columns_kernel(const float* src, size_t src_cols, size_t begin, float* dst, size_t n,
+                                     size_t cols) {
+    SP_GRID_STRIDE_LOOP(i, n) dst[i] = src[(i / cols) * src_cols + begin + i % cols];
+}
+
+__global__ void repeat_elements_kernel(const float* src, size_t k, float* dst, size_t n) {
+    SP_GRID_STRIDE_LOOP(i, n) dst[i] = src[i / k];
 }
 
 __global__ void broadcast_rows_kernel(const float* b, float* y, size_t n, size_t cols) {
@@ -140,12 +154,34 @@ void multiply(const float* a, const float* b, float* y, size_t n, cudaStream_t s
 }
 
 void scale_channels(const float* x, const float* mask, float* y, size_t outer, size_t channels,
-                    size_t inner, cudaStream_t stream) {
+                    size_t inner, size_t members, cudaStream_t stream) {
     size_t n = outer * channels * inner;
     if (n == 0) return;
     SP_REQUIRE(x && mask && y, "scale_channels: null pointer");
-    scale_channels_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(x, mask, y, n, channels, inner);
+    SP_REQUIRE(members >= 1 && outer % members == 0,
+               "scale_channels: " << outer << " rows do not split into " << members << " members");
+    scale_channels_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(x, mask, y, n, channels, inner,
+                                                                        outer / members);
     SP_CHECK_LAUNCH("scale_channels_kernel");
+}
+
+void slice_columns(const float* src, size_t rows, size_t src_cols, size_t begin, float* dst, size_t cols,
+                   cudaStream_t stream) {
+    size_t n = rows * cols;
+    if (n == 0) return;
+    SP_REQUIRE(src && dst, "slice_columns: null pointer");
+    SP_REQUIRE(begin + cols <= src_cols, "slice_columns: columns [" << begin << ", " << begin + cols
+                                                                    << ") outside " << src_cols);
+    slice_columns_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(src, src_cols, begin, dst, n, cols);
+    SP_CHECK_LAUNCH("slice_columns_kernel");
+}
+
+void repeat_elements(const float* src, size_t n, size_t k, float* dst, cudaStream_t stream) {
+    size_t total = n * k;
+    if (total == 0) return;
+    SP_REQUIRE(src && dst && k >= 1, "repeat_elements: null pointer or k = 0");
+    repeat_elements_kernel<<<grid_for(total), kThreadsPerBlock, 0, stream>>>(src, k, dst, total);
+    SP_CHECK_LAUNCH("repeat_elements_kernel");
 }
 
 void broadcast_rows(const float* b, float* y, size_t rows, size_t cols, cudaStream_t stream) {

@@ -19,9 +19,15 @@ void relu_backward(const float* y, const float* dy, float* dx, size_t n, bool ac
 void add(const float* a, const float* b, float* y, size_t n, cudaStream_t stream);
 void axpy(float alpha, const float* x, float* y, size_t n, cudaStream_t stream);
 void multiply(const float* a, const float* b, float* y, size_t n, cudaStream_t stream);
-// x, y (outer, channels, inner): y = x * mask[c]
+// x, y (outer, channels, inner), mask (members, channels), outer divisible by members:
+// y[o, c, s] = x[o, c, s] * mask[o / (outer / members), c]  (members = 1: one mask for all rows)
 void scale_channels(const float* x, const float* mask, float* y, size_t outer, size_t channels,
-                    size_t inner, cudaStream_t stream);
+                    size_t inner, size_t members, cudaStream_t stream);
+// dst (rows, cols)[r, j] = src (rows, src_cols)[r, begin + j]
+void slice_columns(const float* src, size_t rows, size_t src_cols, size_t begin, float* dst, size_t cols,
+                   cudaStream_t stream);
+// dst (n·k)[i] = src (n)[i / k]
+void repeat_elements(const float* src, size_t n, size_t k, float* dst, cudaStream_t stream);
 // y (rows, cols) = b broadcast over rows (the bias term written before a GEMM with beta = 1)
 void broadcast_rows(const float* b, float* y, size_t rows, size_t cols, cudaStream_t stream);
 // Copies a channel block between (outer, src_channels, inner) and (outer, dst_channels, inner):
@@ -71,6 +77,16 @@ void softmax_cross_entropy(const float* logits, const float* labels, size_t rows
                            cudaStream_t stream);
 void topk_correct(const float* logits, const float* labels, size_t rows, size_t classes, int k,
                   void* scratch, RowReduction* result, cudaStream_t stream);
+
+// ---- population energies (kernels/reduce.cu). logits (members·rows_per_member, classes),
+//      labels likewise; kind: 0 cross-entropy, 1 margin (-10 · margin), 2 error (ties count
+//      against the label). energies[p] = the mean over member p's rows, each row evaluated in
+//      double and the member's rows summed in row order (as the CPU backend does), no atomics.
+//      bad_rows[p] = member p's first row with an invalid label, or -1.
+size_t member_energies_scratch_bytes(size_t rows);
+void member_energies(const float* logits, const float* labels, size_t members, size_t rows_per_member,
+                     size_t classes, int kind, float* energies, long long* bad_rows, void* scratch,
+                     cudaStream_t stream);
 
 // ---- optimizer updates (kernels/optim.cu), PyTorch's rules; see nn/ops.h for the hyper-parameters
 void sgd_update(float* params, const float* grads, float* velocity, size_t n, float lr, float momentum,

@@ -173,7 +173,74 @@ __global__ void finish_rows_kernel(const double* row_value, const int* row_bad, 
     }
 }
 
+// One thread per row: row_value[r] = the row's energy term in double, row_bad[r] = 1 for an
+// invalid label. kind: 0 cross-entropy, 1 -10 · margin, 2 error.
+__global__ void member_rows_kernel(const float* logits, const float* labels, size_t rows, size_t classes, int kind,
+                                   double* row_value, int* row_bad) {
+    SP_GRID_STRIDE_LOOP(r, rows) {
+        const float* z = logits + r * classes;
+        const float label = labels[r];
+        const bool valid = valid_label(label, classes);
+        const size_t y = valid ? static_cast<size_t>(label) : 0;
+        const double zy = z[y];
+        double v = 0.0;
+        if (kind == 0) {
+            double m = z[0];
+            for (size_t j = 1; j < classes; ++j) m = fmax(m, static_cast<double>(z[j]));
+            double sum = 0.0;
+            for (size_t j = 0; j < classes; ++j) sum += exp(static_cast<double>(z[j]) - m);
+            v = m + log(sum) - zy;
+        } else if (kind == 1) {
+            double other = -DBL_MAX;
+            for (size_t j = 0; j < classes; ++j)
+                if (j != y) other = fmax(other, static_cast<double>(z[j]));
+            v = -10.0 * (zy - other);
+        } else {
+            bool beaten = false;  // another logit >= the label's: top-1 wrong
+            for (size_t j = 0; j < classes; ++j) beaten = beaten || (j != y && static_cast<double>(z[j]) >= zy);
+            v = beaten ? 1.0 : 0.0;
+        }
+        row_value[r] = valid ? v : 0.0;
+        row_bad[r] = valid ? 0 : 1;
+    }
+}
+
+// One thread per member: the mean of its rows, summed in row order (the CPU's order).
+__global__ void member_means_kernel(const double* row_value, const int* row_bad, size_t members,
+                                    size_t rows_per_member, float* energies, long long* bad_rows) {
+    SP_GRID_STRIDE_LOOP(p, members) {
+        double s = 0.0;
+        long long bad = -1;
+        for (size_t j = 0; j < rows_per_member; ++j) {
+            const size_t r = p * rows_per_member + j;
+            s += row_value[r];
+            if (row_bad[r] && bad < 0) bad = static_cast<long long>(r);
+        }
+        energies[p] = static_cast<float>(s / static_cast<double>(rows_per_member));
+        bad_rows[p] = bad;
+    }
+}
+
 }  // namespace
+
+size_t member_energies_scratch_bytes(size_t rows) { return rows * (sizeof(double) + sizeof(int)); }
+
+void member_energies(const float* logits, const float* labels, size_t members, size_t rows_per_member,
+                     size_t classes, int kind, float* energies, long long* bad_rows, void* scratch,
+                     cudaStream_t stream) {
+    const size_t rows = members * rows_per_member;
+    SP_REQUIRE(rows > 0 && classes > 0, "member_energies: empty logits (" << rows << ", " << classes << ")");
+    SP_REQUIRE(kind >= 0 && kind <= 2, "member_energies: unknown energy kind " << kind);
+    SP_REQUIRE(logits && labels && energies && bad_rows && scratch, "member_energies: null pointer");
+    double* row_value = static_cast<double*>(scratch);
+    int* row_bad = reinterpret_cast<int*>(row_value + rows);
+    member_rows_kernel<<<grid_for(rows), kThreadsPerBlock, 0, stream>>>(logits, labels, rows, classes, kind,
+                                                                        row_value, row_bad);
+    SP_CHECK_LAUNCH("member_rows_kernel");
+    member_means_kernel<<<grid_for(members, 128), 128, 0, stream>>>(row_value, row_bad, members, rows_per_member,
+                                                                   energies, bad_rows);
+    SP_CHECK_LAUNCH("member_means_kernel");
+}
 
 void channel_sum(const float* x, float* out, size_t outer, size_t channels, size_t inner, bool accumulate,
                  cudaStream_t stream) {

@@ -20,11 +20,14 @@ class Conv2d : public Module {
 public:
     Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int64_t out_channels,
            int64_t kernel, int64_t stride = 1, int64_t padding = 0, int64_t groups = 1, bool bias = false);
-    // Pruning masks (non-owning; null = none): output-channel gate (out_channels) and a
+    // Pruning masks (non-owning; null = none): output-channel gate (out_channels), or a
+    // population of gates (P, out_channels) for a member-major batch of P·B images, and a
     // per-weight mask (shape of the weight). Applied in forward and backward; the stored weights
     // are never modified.
     void set_output_mask(const Tensor* mask);
     void set_weight_mask(const Tensor* mask);
+    const Tensor* output_mask() const { return output_mask_; }
+    const Tensor* weight_mask() const { return weight_mask_; }
     Tensor weight() const;  // (K, C/g, R, S)
     Tensor weight_grad() const;
     bool has_bias() const { return bias_index_ >= 0; }
@@ -64,8 +67,10 @@ private:
 class Linear : public Module {
 public:
     Linear(ParameterStore& store, std::string name, int64_t in_features, int64_t out_features, bool bias = true);
-    void set_output_mask(const Tensor* mask);  // (out_features)
+    void set_output_mask(const Tensor* mask);  // (out_features) or (P, out_features)
     void set_weight_mask(const Tensor* mask);  // (out_features, in_features)
+    const Tensor* output_mask() const { return output_mask_; }
+    const Tensor* weight_mask() const { return weight_mask_; }
     Tensor weight() const;  // (OUT, IN)
     Tensor weight_grad() const;
     bool has_bias() const { return bias_index_ >= 0; }
@@ -99,6 +104,10 @@ private:
 class BatchNorm2d : public Module {
 public:
     BatchNorm2d(ParameterStore& store, std::string name, int64_t channels, float momentum = 0.1f, float eps = 1e-5f);
+    // Output-channel gate after the affine map (non-owning; null = none): (C), or (P, C) for a
+    // member-major batch of P·B images. Multiplies y in forward and dy first in backward.
+    void set_output_mask(const Tensor* mask);
+    const Tensor* output_mask() const { return output_mask_; }
     Tensor gamma() const;  // (C), trainable
     Tensor beta() const;
     Tensor running_mean() const;  // (C), state
@@ -121,8 +130,10 @@ private:
     float momentum_, eps_;
     int gamma_index_ = -1, beta_index_ = -1, mean_index_ = -1, var_index_ = -1;
     bool forward_was_training_ = true;
+    const Tensor* output_mask_ = nullptr;
     Tensor x_;  // view of the last input (N, C, H, W)
     Tensor y_, dx_;
+    Tensor masked_dy_;                   // dy ⊙ output mask
     Tensor saved_mean_, saved_invstd_;   // (C)
     Tensor zeros_, ones_, xhat_;         // eval-mode backward scratch: (C), (C), (N, C, H, W)
 };

@@ -257,9 +257,54 @@ void scale_channels(Context& ctx, const Tensor& x, const Tensor& mask, Tensor& y
     require_on(ctx, op, "mask", mask);
     require_on(ctx, op, "y", y);
     SP_REQUIRE(x.rank() >= 2, op << ": x " << x.shape().str() << " needs a channel axis (rank >= 2)");
-    require_shape(op, "mask", mask, Shape{x.dim(1)});
+    if (mask.rank() == 2) {
+        // A population of gates: member p gates rows [p·B, (p+1)·B) of x.
+        SP_REQUIRE(mask.dim(0) > 0 && mask.dim(1) == x.dim(1) && x.dim(0) % mask.dim(0) == 0,
+                   op << ": mask " << mask.shape().str() << " must be (P, " << x.dim(1)
+                      << ") with P dividing the batch of x " << x.shape().str());
+    } else {
+        require_shape(op, "mask", mask, Shape{x.dim(1)});
+    }
     require_shape(op, "y", y, x.shape());
     SP_DISPATCH(scale_channels, ctx, x, mask, y);
+}
+
+void slice_columns(Context& ctx, const Tensor& src, int64_t begin, Tensor& dst) {
+    const char* op = "slice_columns";
+    require_on(ctx, op, "src", src);
+    require_on(ctx, op, "dst", dst);
+    require_rank(op, "src (R, D)", src, 2);
+    require_rank(op, "dst (R, n)", dst, 2);
+    SP_REQUIRE(dst.dim(0) == src.dim(0), op << ": dst " << dst.shape().str() << " and src " << src.shape().str()
+                                            << " have different row counts");
+    SP_REQUIRE(begin >= 0 && begin + dst.dim(1) <= src.dim(1),
+               op << ": columns [" << begin << ", " << begin + dst.dim(1) << ") outside src " << src.shape().str());
+    SP_REQUIRE(dst.data() != src.data() || src.numel() == 0, op << ": dst must not alias src");
+    SP_DISPATCH(slice_columns, ctx, src, begin, dst);
+}
+
+void repeat_elements(Context& ctx, const Tensor& src, int64_t k, Tensor& dst) {
+    const char* op = "repeat_elements";
+    require_on(ctx, op, "src", src);
+    require_on(ctx, op, "dst", dst);
+    SP_REQUIRE(k >= 1, op << ": repeat count must be at least 1, got " << k);
+    SP_REQUIRE(dst.numel() == src.numel() * k, op << ": dst " << dst.shape().str() << " must hold " << src.numel()
+                                                   << " x " << k << " elements (src " << src.shape().str() << ")");
+    SP_REQUIRE(dst.data() != src.data() || src.numel() == 0, op << ": dst must not alias src");
+    SP_DISPATCH(repeat_elements, ctx, src, k, dst);
+}
+
+void member_energies(Context& ctx, const Tensor& logits, const Tensor& labels, EnergyKind kind, Tensor& energies) {
+    const char* op = "member_energies";
+    require_logits(op, ctx, logits, labels);
+    require_on(ctx, op, "energies", energies);
+    require_rank(op, "energies (P)", energies, 1);
+    const int64_t members = energies.dim(0);
+    SP_REQUIRE(members > 0 && logits.dim(0) % members == 0,
+               op << ": " << logits.dim(0) << " logit rows do not split into " << members << " members");
+    SP_REQUIRE(kind != EnergyKind::margin || logits.dim(1) >= 2,
+               op << ": the margin energy needs at least two classes, logits " << logits.shape().str());
+    SP_DISPATCH(member_energies, ctx, logits, labels, kind, energies);
 }
 
 void pool2d_forward(Context& ctx, const PoolGeometry& geom, const Tensor& x, Tensor& y) {

@@ -11,18 +11,16 @@
 
 #include "nn/context.h"
 #include "nn/models/model.h"
+#include "nn/ops.h"
 #include "nn/tensor.h"
 #include "pruning/mask_space.h"
 
 namespace sp {
 
-// Lower is better for every energy.
-enum class EnergyKind {
-    cross_entropy,  // mean CE of the member's logits
-    margin,         // -10 · mean_b (z_{y_b} - max_{j≠y_b} z_j): the EDropout reference's energy
-    error,          // 1 - top-1 accuracy
-};
+// EnergyKind (cross_entropy, margin, error; lower is better) is defined with its op,
+// member_energies, in nn/op_list.inc.
 EnergyKind energy_from_name(const std::string& name);  // "cross-entropy" | "margin" | "error"
+const char* energy_name(EnergyKind kind);
 
 struct PopulationOptions {
     EnergyKind energy = EnergyKind::margin;
@@ -45,7 +43,12 @@ public:
     void evaluate_one_by_one(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels,
                              Tensor& energies);
 
+    const PopulationOptions& options() const { return options_; }
+
 private:
+    // One forward of `members` (P, D) on the first members·B rows of replicated_; energies (P).
+    void evaluate_chunk(Context& ctx, const Tensor& members, int64_t batch, Tensor& energies);
+
     MaskSpace& space_;
     PopulationOptions options_;
     Tensor replicated_;  // (P·B, C, H, W)

@@ -723,3 +723,78 @@ TEST_CASE("cpu optimizers: sgd (momentum, nesterov), adam, adadelta, step by ste
 
 // A large-tensor case (indices past 2^31) needs >= 8 GiB per float tensor: not cheap on the CPU
 // test machines, so it lives on the CUDA side only.
+
+TEST_CASE("cpu population ops: scale_channels (P, C), slice_columns, repeat_elements, member_energies") {
+    Context ctx(Device::cpu);
+    // scale_channels with a population: row n uses mask row n / (N / P).
+    const int64_t members = 3, per = 2, c = 4, hw = 5;
+    Tensor x = test::random_tensor(Shape{members * per, c, hw}, Device::cpu, 900);
+    Tensor mask = test::random_tensor(Shape{members, c}, Device::cpu, 901);
+    Tensor y(x.shape(), Device::cpu);
+    scale_channels(ctx, x, mask, y);
+    const Vec xv = x.to_host(), mv = mask.to_host(), yv = y.to_host();
+    DVec expect(xv.size());
+    for (int64_t n = 0; n < members * per; ++n)
+        for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t s = 0; s < hw; ++s) {
+                const size_t i = static_cast<size_t>((n * c + ch) * hw + s);
+                expect[i] = static_cast<double>(xv[i]) * mv[static_cast<size_t>((n / per) * c + ch)];
+            }
+    // One float product each: correctly rounded from the exact double product.
+    DVec bound(expect.size());
+    for (size_t i = 0; i < bound.size(); ++i) bound[i] = kUnitRoundoff * std::fabs(expect[i]);
+    test::check_within(yv, expect, bound, "scale_channels (P, C)");
+    Tensor bad_mask(Shape{4, c}, Device::cpu);  // 4 does not divide 6
+    CHECK_THROWS_AS(scale_channels(ctx, x, bad_mask, y), Error);
+
+    Tensor src = test::random_tensor(Shape{3, 10}, Device::cpu, 902), dst(Shape{3, 4}, Device::cpu);
+    slice_columns(ctx, src, 5, dst);
+    const Vec sv = src.to_host(), dv = dst.to_host();
+    for (int64_t r = 0; r < 3; ++r)
+        for (int64_t j = 0; j < 4; ++j) CHECK(dv[static_cast<size_t>(r * 4 + j)] == sv[static_cast<size_t>(r * 10 + 5 + j)]);
+    CHECK_THROWS_AS(slice_columns(ctx, src, 7, dst), Error);
+
+    Tensor rep(Shape{10, 9}, Device::cpu), few(Shape{10}, Device::cpu);
+    few.copy_from(test::random_tensor(Shape{10}, Device::cpu, 903));
+    repeat_elements(ctx, few, 9, rep);
+    const Vec fv = few.to_host(), rv = rep.to_host();
+    for (size_t i = 0; i < rv.size(); ++i) CHECK(rv[i] == fv[i / 9]);
+    CHECK_THROWS_AS(repeat_elements(ctx, few, 8, rep), Error);
+
+    // member_energies against the formulas in double, with a tie for the error energy.
+    const int64_t b = 3, k = 4;
+    Vec logits = test::random_values(2 * b * k, 904, -3.0f, 3.0f);
+    logits[1] = logits[0];  // row 0, label 0: tied with class 1, counts as an error
+    Vec labels{0, 2, 3, 1, 1, 0};
+    Tensor lt = Tensor::from_host(logits, Shape{2 * b, k}, Device::cpu), lb = Tensor::from_host(labels, Shape{2 * b}, Device::cpu);
+    for (EnergyKind kind : {EnergyKind::cross_entropy, EnergyKind::margin, EnergyKind::error}) {
+        Tensor e(Shape{2}, Device::cpu);
+        member_energies(ctx, lt, lb, kind, e);
+        DVec expected(2, 0.0);
+        for (int64_t r = 0; r < 2 * b; ++r) {
+            const float* z = logits.data() + r * k;
+            const int64_t yl = static_cast<int64_t>(labels[static_cast<size_t>(r)]);
+            double lse = 0.0, other = -HUGE_VAL;
+            bool beaten = false;
+            for (int64_t j = 0; j < k; ++j) {
+                lse += std::exp(static_cast<double>(z[j]));
+                if (j != yl) other = std::max(other, static_cast<double>(z[j]));
+                beaten = beaten || (j != yl && z[j] >= z[yl]);
+            }
+            const double v = kind == EnergyKind::cross_entropy ? std::log(lse) - z[yl]
+                             : kind == EnergyKind::margin      ? -10.0 * (z[yl] - other)
+                                                               : (beaten ? 1.0 : 0.0);
+            expected[static_cast<size_t>(r / b)] += v / b;
+        }
+        // Computed in double, rounded once to float: within u (plus double-rounding slack).
+        test::check_within(e.to_host(), expected, {2 * kUnitRoundoff * std::fabs(expected[0]) + 1e-12,
+                                                   2 * kUnitRoundoff * std::fabs(expected[1]) + 1e-12},
+                           "member_energies");
+        if (kind == EnergyKind::error) CHECK(e.to_host()[0] >= 1.0f / 3.0f);  // the tie counted against
+    }
+    Vec bad_labels = labels;
+    bad_labels[4] = 4.0f;
+    Tensor blb = Tensor::from_host(bad_labels, Shape{2 * b}, Device::cpu), e2(Shape{2}, Device::cpu), e4(Shape{4}, Device::cpu);
+    CHECK_THROWS_AS(member_energies(ctx, lt, blb, EnergyKind::margin, e2), Error);
+    CHECK_THROWS_AS(member_energies(ctx, lt, lb, EnergyKind::margin, e4), Error);  // 6 rows, 4 members
+}

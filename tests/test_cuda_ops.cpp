@@ -745,3 +745,39 @@ TEST_CASE("a CUDA context without a GPU is a clear sp::Error" * doctest::skip(::
 
 }  // namespace
 }  // namespace sp::test
+
+namespace sp::test {
+
+GPU_TEST_CASE("cuda population ops: scale_channels (P, C), slice_columns, repeat_elements, member_energies") {
+    const int64_t members = 4, per = 3, c = 5;
+    Tensor x = random_tensor(Shape{members * per, c, 6, 7}, Device::cpu, 950);
+    Tensor mask = random_tensor(Shape{members, c}, Device::cpu, 951);
+    Tensor src = random_tensor(Shape{7, 300}, Device::cpu, 952);
+    Tensor few = random_tensor(Shape{40}, Device::cpu, 953);
+    Tensor logits = random_tensor(Shape{members * 33, 10}, Device::cpu, 954, -4.0f, 4.0f);
+    std::vector<float> lab(static_cast<size_t>(members * 33));
+    for (size_t i = 0; i < lab.size(); ++i) lab[i] = static_cast<float>((i * 3) % 10);
+    Tensor labels = Tensor::from_host(lab, Shape{members * 33}, Device::cpu);
+    OpRunner op = [&](Context& ctx, std::vector<Tensor>& i, std::vector<Tensor>& o) {
+        scale_channels(ctx, i[0], i[1], o[0]);
+        slice_columns(ctx, i[2], 123, o[1]);
+        repeat_elements(ctx, i[3], 9, o[2]);
+        member_energies(ctx, i[4], i[5], EnergyKind::cross_entropy, o[3]);
+        member_energies(ctx, i[4], i[5], EnergyKind::margin, o[4]);
+        member_energies(ctx, i[4], i[5], EnergyKind::error, o[5]);
+    };
+    auto r = run_on_both({&x, &mask, &src, &few, &logits, &labels},
+                         {x.shape(), Shape{7, 100}, Shape{40, 9}, Shape{members}, Shape{members}, Shape{members}}, op);
+    check_within(r.cuda[0], as_double(r.cpu[0]), 0.0, "scale_channels (P, C)");  // one correctly rounded product
+    check_within(r.cuda[1], as_double(r.cpu[1]), 0.0, "slice_columns");
+    check_within(r.cuda[2], as_double(r.cpu[2]), 0.0, "repeat_elements");
+    // Rows in double summed in the same order; only exp/log (CE) may differ in the last double
+    // bits, so the float results are within one rounding: u |E|. Margin and error are exact.
+    std::vector<double> ce_bound(static_cast<size_t>(members));
+    for (size_t i = 0; i < ce_bound.size(); ++i) ce_bound[i] = 2 * u * std::fabs(r.cpu[3][i]);
+    check_within(r.cuda[3], as_double(r.cpu[3]), ce_bound, "member_energies cross-entropy");
+    check_within(r.cuda[4], as_double(r.cpu[4]), 0.0, "member_energies margin");
+    check_within(r.cuda[5], as_double(r.cpu[5]), 0.0, "member_energies error");
+}
+
+}  // namespace sp::test

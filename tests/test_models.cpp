@@ -1,6 +1,7 @@
 // Model zoo tests: parameter and MAC counts against the architecture formulas, forward shapes
 // for every model and input, finite gradients, a finite-difference check of the residual block,
-// the residual groups of prunable_layers(), and (GPU) CPU-vs-CUDA forward agreement.
+// the channel wiring (sets, residual groups, concatenations, flattened inputs), and (GPU)
+// CPU-vs-CUDA forward agreement.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -191,7 +192,7 @@ TEST_CASE("models: backward yields finite, non-zero parameter gradients") {
         CHECK(all_finite(grads));
         // Every trainable layer receives some gradient (SqueezeNet's final ReLU may zero a
         // class, so look per layer at the weights feeding the features).
-        for (const auto& p : model->prunable_layers()) {
+        for (const auto& p : model->wiring()) {
             CAPTURE(p.name);
             auto g = (p.conv ? p.conv->weight_grad() : p.linear->weight_grad()).to_host();
             CHECK(std::any_of(g.begin(), g.end(), [](float v) { return v != 0.0f; }));
@@ -281,62 +282,172 @@ TEST_CASE("models: residual block gradients match finite differences") {
     SUBCASE("option b: 1x1 conv + BN") { check_block(2, 4, 2, ShortcutOption::b); }
 }
 
-TEST_CASE("models: prunable layers and residual groups of resnet20") {
+namespace {
+
+const ChannelSet& set_of(const Model& m, int id) { return m.channel_sets().at(static_cast<size_t>(id)); }
+
+}  // namespace
+
+TEST_CASE("models: channel wiring of resnet20 (option a): sets, groups, parents") {
     auto model = make_model("resnet20", 3, 32, 32, 10);
-    auto layers = model->prunable_layers();
+    const auto& sets = model->channel_sets();
+    const auto& layers = model->wiring();
     REQUIRE(layers.size() == 20);  // the 19 convs and the fc that give ResNet-20 its name
+    // input, layer1 (stem group), 3 hidden sets, layer2, 3 hidden, layer3, 3 hidden, logits.
+    REQUIRE(sets.size() == 1 + 3 + 9 + 1);
+    CHECK(sets[0].kind == ChannelSet::Kind::input);
+    CHECK(sets[0].size == 3);
+    for (size_t i = 0; i < sets.size(); ++i) CHECK(sets[i].id == static_cast<int>(i));
+
+    const int g1 = model->find_set("layer1"), g2 = model->find_set("layer2"), g3 = model->find_set("layer3");
+    const int groups[3] = {g1, g2, g3};
+    for (int s = 0; s < 3; ++s) {
+        const ChannelSet& g = set_of(*model, groups[s]);
+        CHECK(g.kind == ChannelSet::Kind::residual_group);
+        CHECK(g.size == (16 << s));
+        CHECK(g.parent == (s == 0 ? -1 : groups[s - 1]));
+        CHECK(g.parent_offset == (s == 0 ? 0 : (16 << s) / 4));
+        CHECK_FALSE(g.resizable);  // option a: the zero padding fixes the widths
+        CHECK_FALSE(g.prunable());
+    }
+
     CHECK(layers[0].name == "conv1");
-    CHECK(layers[0].kind == LayerKind::conv);
-    CHECK(layers[0].output_group == 0);
-    CHECK(layers[0].input_group == -1);
+    CHECK(layers[0].conv != nullptr);
+    CHECK(layers[0].bn != nullptr);
+    CHECK(layers[0].bn->name() == "bn1");
+    CHECK(layers[0].in_set == 0);
+    CHECK(layers[0].out_set == g1);
     for (int s = 0; s < 3; ++s) {
         for (int b = 0; b < 3; ++b) {
             const auto& c1 = layers[static_cast<size_t>(1 + 6 * s + 2 * b)];
             const auto& c2 = layers[static_cast<size_t>(2 + 6 * s + 2 * b)];
             const std::string prefix = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
+            CAPTURE(prefix);
             CHECK(c1.name == prefix + ".conv1");
             CHECK(c2.name == prefix + ".conv2");
-            CHECK(c1.output_group == -1);  // the block's inner channels are free
-            CHECK(c1.input_group == (b == 0 && s > 0 ? s - 1 : s));
-            CHECK(c2.output_group == s);
-            CHECK(c2.input_group == -1);
-            CHECK(c2.out_channels() == (16 << s));
+            CHECK(c1.bn->name() == prefix + ".bn1");
+            CHECK(c2.bn->name() == prefix + ".bn2");
+            // The block's inner channels are their own prunable set, named after conv1.
+            const ChannelSet& hidden = set_of(*model, c1.out_set);
+            CHECK(hidden.name == prefix + ".conv1");
+            CHECK(hidden.kind == ChannelSet::Kind::layer_output);
+            CHECK(hidden.prunable());
+            CHECK(hidden.resizable);
+            CHECK(hidden.size == (16 << s));
+            CHECK(c1.in_set == (b == 0 && s > 0 ? groups[s - 1] : groups[s]));
+            CHECK(c2.in_set == c1.out_set);
+            CHECK(c2.out_set == groups[s]);
         }
     }
-    CHECK(layers.back().name == "fc");
-    CHECK(layers.back().kind == LayerKind::linear);
-    CHECK(layers.back().linear != nullptr);
-    CHECK(layers.back().input_group == 2);
-    CHECK(layers.back().output_group == -1);
+    const auto& fc = layers.back();
+    CHECK(fc.name == "fc");
+    CHECK(fc.linear != nullptr);
+    CHECK(fc.conv == nullptr);
+    CHECK(fc.in_set == g3);
+    CHECK(fc.in_spatial == 1);  // after the global average pool
+    CHECK(set_of(*model, fc.out_set).kind == ChannelSet::Kind::logits);
+    CHECK(set_of(*model, fc.out_set).size == 10);
 
-    const auto& groups = model->residual_groups();
-    REQUIRE(groups.size() == 3);
-    for (int s = 0; s < 3; ++s) {
-        CHECK(groups[static_cast<size_t>(s)].channels == (16 << s));
-        CHECK(groups[static_cast<size_t>(s)].parent == s - 1);
-        CHECK(groups[static_cast<size_t>(s)].parent_offset == (s == 0 ? 0 : (16 << s) / 4));
-    }
-    CHECK(groups[0].members == std::vector<std::string>{"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"});
-    CHECK(groups[2].members == std::vector<std::string>{"layer3.0.conv2", "layer3.1.conv2", "layer3.2.conv2"});
+    // Writers of a group: the stem and every conv2 of its stage.
+    std::vector<std::string> writers;
+    for (const auto& l : layers)
+        if (l.out_set == g1) writers.push_back(l.name);
+    CHECK(writers == std::vector<std::string>{"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"});
 
-    // Option b: the projections join their stage's group and read the previous one.
+    // Option b: the projections write their stage's group and read the previous one; groups
+    // have no parent and are resizable.
     ModelOptions ob;
     ob.shortcut = ShortcutOption::b;
     auto model_b = make_model("resnet20", 3, 32, 32, 10, ob);
-    auto lb = model_b->prunable_layers();
+    const auto& lb = model_b->wiring();
     REQUIRE(lb.size() == 22);
     int projections = 0;
     for (const auto& p : lb) {
         if (p.name == "layer2.0.shortcut.0" || p.name == "layer3.0.shortcut.0") {
             ++projections;
-            const int stage = p.name[5] - '1';
-            CHECK(p.output_group == stage);
-            CHECK(p.input_group == stage - 1);
+            const std::string stage = p.name.substr(0, 6);
+            const std::string previous = "layer" + std::to_string(stage[5] - '0' - 1);
+            CHECK(p.out_set == model_b->find_set(stage));
+            CHECK(p.in_set == model_b->find_set(previous));
             CHECK(p.conv->kernel() == 1);
+            CHECK(p.bn->name() == stage + ".0.shortcut.1");
         }
     }
     CHECK(projections == 2);
-    CHECK(model_b->residual_groups()[1].parent == -1);
+    for (const char* g : {"layer1", "layer2", "layer3"}) {
+        CAPTURE(g);
+        CHECK(set_of(*model_b, model_b->find_set(g)).parent == -1);
+        CHECK(set_of(*model_b, model_b->find_set(g)).resizable);
+    }
+}
+
+TEST_CASE("models: SqueezeNet fire concatenations list the expand sets") {
+    auto model = make_model("squeezenet", 3, 32, 32, 10);
+    const auto& layers = model->wiring();
+    REQUIRE(layers.size() == 1 + 8 * 3 + 1);
+    const int cat = model->find_set("features.4.cat");
+    REQUIRE(cat >= 0);
+    const ChannelSet& c = set_of(*model, cat);
+    CHECK(c.kind == ChannelSet::Kind::concat);
+    CHECK(c.parts == std::vector<int>{model->find_set("features.4.expand1x1"), model->find_set("features.4.expand3x3")});
+    CHECK(c.size == 128);
+    CHECK_FALSE(c.resizable);
+    // The next fire's squeeze (across the max-pool) reads the concatenation.
+    bool found = false;
+    for (const auto& l : layers) {
+        if (l.name != "features.6.squeeze") continue;
+        found = true;
+        CHECK(l.in_set == cat);
+        CHECK(l.in_spatial == 1);
+        CHECK(set_of(*model, l.out_set).name == "features.6.squeeze");
+        CHECK(set_of(*model, l.out_set).size == 32);
+    }
+    CHECK(found);
+    // Both expands read the squeeze's set; the classifier conv reads the last concatenation.
+    CHECK(layers[2].name == "features.3.expand1x1");
+    CHECK(layers[2].in_set == layers[1].out_set);
+    CHECK(layers[3].in_set == layers[1].out_set);
+    CHECK(layers.back().name == "classifier.1");
+    CHECK(layers.back().in_set == model->find_set("features.12.cat"));
+    CHECK(set_of(*model, layers.back().out_set).kind == ChannelSet::Kind::logits);
+}
+
+TEST_CASE("models: a linear after a flatten reads its channels at H*W features (LeNet, VGG-16, AlexNet)") {
+    const struct { const char* model; int64_t c, side; const char* layer; const char* reads; int64_t spatial; } cases[] = {
+        {"lenet", 1, 28, "fc1", "conv2", 7 * 7},
+        {"lenet", 3, 16, "fc1", "conv2", 4 * 4},
+        {"vgg16", 3, 32, "classifier.0", "features.40", 1},
+        {"vgg16", 3, 64, "classifier.0", "features.40", 2 * 2},
+        {"alexnet", 3, 32, "fc1", "conv2", 7 * 7},  // 32 -> pool 3/2 -> 15 -> pool 3/2 -> 7
+    };
+    for (const auto& c : cases) {
+        const std::string model_name = c.model;
+        CAPTURE(model_name);
+        CAPTURE(c.side);
+        auto model = make_model(c.model, c.c, c.side, c.side, 10);
+        bool found = false;
+        for (const auto& l : model->wiring()) {
+            if (l.name == c.layer) {
+                found = true;
+                CHECK(l.in_set == model->find_set(c.reads));
+                CHECK(l.in_spatial == c.spatial);
+                CHECK(l.linear->in_features() == set_of(*model, l.in_set).size * c.spatial);
+            } else if (l.linear) {
+                CHECK(l.in_spatial == 1);  // linear after linear
+            }
+        }
+        CHECK(found);
+    }
+    // VGG's hidden classifier layer is a prunable set with its BN.
+    auto vgg = make_model("vgg16", 3, 32, 32, 10);
+    const auto& hidden = vgg->wiring()[vgg->wiring().size() - 2];
+    CHECK(hidden.name == "classifier.0");
+    CHECK(hidden.bn->name() == "classifier.1");
+    CHECK(set_of(*vgg, hidden.out_set).prunable());
+    // AlexNet's conv outputs pass through the cross-channel LRN.
+    auto alex = make_model("alexnet", 3, 32, 32, 10);
+    CHECK(set_of(*alex, alex->find_set("conv1")).cross_channel);
+    CHECK_FALSE(set_of(*alex, alex->find_set("fc1")).cross_channel);
 }
 
 TEST_CASE("models: make_model rejects unknown names and wrong inputs") {
@@ -379,7 +490,7 @@ GPU_TEST_CASE("models: CPU and CUDA forward of resnet20 and lenet agree") {
             if (c.kind == "global_avgpool") chain += previous[1] * previous[2];
             previous = Shape(c.output.dims());
         }
-        auto fc = cpu_model->prunable_layers().back();
+        const auto& fc = cpu_model->wiring().back();
         auto w = fc.linear->weight().to_host();  // (K, F)
         auto b = fc.linear->bias().to_host();
         const int64_t K = 10, F = static_cast<int64_t>(features.size()) / N;

@@ -1,4 +1,4 @@
-// The spinprune command-line program: train, eval, info, devices.
+// The spinprune command-line program: train, run, prune, eval, info, devices.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
 #include "train/config.h"
+#include "train/pipeline.h"
 #include "train/trainer.h"
 
 using namespace sp;
@@ -44,6 +45,20 @@ int main(int argc, char** argv) {
     train->add_flag("--resume", resume, "continue the run in --out from its checkpoint");
     train->add_option("--set", overrides, "override a config key: section.key=value (TOML value), repeatable");
 
+    CLI::App* run = app.add_subcommand("run", "train (or load) a baseline, prune, fine-tune, evaluate: what the config says");
+    run->add_option("--config", config_path, "experiment TOML file")->required()->check(CLI::ExistingFile);
+    run->add_option("--out", out_dir, "run directory (default: a new runs/<experiment name>/<date-time>)");
+    run->add_option("--seed", seed, "override the config's seed")->check(CLI::NonNegativeNumber);
+    run->add_flag("--resume", resume, "continue the run in --out where it stopped");
+    run->add_option("--set", overrides, "override a config key: section.key=value (TOML value), repeatable");
+
+    CLI::App* prune = app.add_subcommand("prune", "prune a trained checkpoint as the config's [prune] says (no fine-tuning)");
+    prune->add_option("--config", config_path, "experiment TOML file (default: the config saved in the checkpoint)")
+        ->check(CLI::ExistingFile);
+    prune->add_option("--checkpoint", checkpoint_path, "trained model (model.safetensors)")->required()->check(CLI::ExistingFile);
+    prune->add_option("--out", out_dir, "output directory (default: a new runs/<experiment name>/<date-time>)");
+    prune->add_option("--set", overrides, "override a config key: section.key=value, e.g. prune.keep=0.3");
+
     CLI::App* eval = app.add_subcommand("eval", "evaluate a checkpoint on the test set of its config");
     eval->add_option("--config", config_path, "experiment TOML file (default: the config saved in the checkpoint)")
         ->check(CLI::ExistingFile);
@@ -60,7 +75,7 @@ int main(int argc, char** argv) {
 
     CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
 
-    for (CLI::App* sub : {train, eval, info, devices})
+    for (CLI::App* sub : {train, run, prune, eval, info, devices})
         sub->add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
             ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
@@ -78,24 +93,27 @@ int main(int argc, char** argv) {
                                                      checkpoint_path + " (saved config)", overrides)
                                       : load_config(config_path, overrides);
         if (seed >= 0) config.seed = seed;
-        if (*train) {
+        TrainOptions options;
+        options.out_dir = out_dir;
+        options.resume = resume;
+        options.device = device;
+        if (*train || *run || *prune) {
             install_stop_handlers();
-            TrainOptions options;
-            options.out_dir = out_dir;
-            options.resume = resume;
-            options.device = device;
-            nlohmann::json summary = train_experiment(config, options);
+            nlohmann::json summary = *train ? train_experiment(config, options)
+                                     : *run ? run_experiment(config, options)
+                                            : prune_checkpoint(config, checkpoint_path, options);
             return summary.value("completed", false) ? 0 : 130;
         }
-        // eval and info need the model shaped by the dataset.
+        // eval and info: the model shaped by the dataset, with a compacted model's widths.
         Dataset test = load_experiment_data(config.data, false);
-        ModelOptions mo;
-        mo.shortcut = config.model.shortcut == "B" ? ShortcutOption::b : ShortcutOption::a;
         std::string why;
         Device d = resolve_device(device.empty() ? config.device : device, &why);
-        std::unique_ptr<Model> model =
-            make_model(config.model.name, test.channels(), test.height(), test.width(), test.num_classes, mo);
-        model->allocate(d, static_cast<uint64_t>(config.seed));
+        std::map<std::string, int64_t> widths;
+        if (!checkpoint_path.empty()) {
+            Checkpoint ck = load_checkpoint(checkpoint_path);
+            if (ck.metadata.count("widths")) widths = nlohmann::json::parse(ck.meta("widths")).get<std::map<std::string, int64_t>>();
+        }
+        std::unique_ptr<Model> model = build_model(config, test, d, widths);
         if (*info) {
             if (!checkpoint_path.empty()) load_model_weights(*model, checkpoint_path);
             print_layer_table(*model);

@@ -174,41 +174,10 @@ ExperimentConfig parse_config(const std::string& text, const std::string& source
 }
 
 namespace {
-ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides) {
-    for (const std::string& o : overrides) apply_override(root, o);
-
-    ExperimentConfig c;
-    c.source = path;
-
-    Section top(root, path, "");
-    top.read("name", c.name);
-    top.read("seed", c.seed);
-    top.require_range<int64_t>("seed", c.seed, 0, INT64_MAX);
-    top.read("device", c.device, {"auto", "cpu", "cuda"});
-    top.read("deterministic", c.deterministic);
-    top.reject_unknown({"data", "model", "train"});
-
-    Section data(root, path, "data");
-    data.read("dataset", c.data.dataset, {"fashion-mnist", "cifar10", "cifar100"});
-    data.read("dir", c.data.dir);
-    data.read("validation", c.data.validation);
-    data.require_range<int64_t>("validation", c.data.validation, 0, 1000000);
-    data.read("train_subset", c.data.train_subset);
-    data.require_range<int64_t>("train_subset", c.data.train_subset, 0, INT64_MAX);
-    data.read("augment", c.data.augment);
-    data.read("normalize", c.data.normalize);
-    data.reject_unknown();
-
-    Section model(root, path, "model");
-    model.read("name", c.model.name,
-               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "vgg16", "alexnet", "squeezenet"});
-    model.read("shortcut", c.model.shortcut, {"A", "B"});
-    model.reject_unknown();
-
-    Section train(root, path, "train");
-    TrainConfig& t = c.train;
+// [train] and [finetune] share their keys.
+void read_train_section(Section& train, TrainConfig& t, int64_t min_epochs, const std::string& path, const char* section) {
     train.read("epochs", t.epochs);
-    train.require_range<int64_t>("epochs", t.epochs, 1, 100000);
+    train.require_range<int64_t>("epochs", t.epochs, min_epochs, 100000);
     train.read("batch_size", t.batch_size);
     train.require_range<int64_t>("batch_size", t.batch_size, 1, 1 << 20);
     train.read("eval_batch_size", t.eval_batch_size);
@@ -245,15 +214,74 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     train.read("checkpoint_every", t.checkpoint_every);
     train.require_range<int64_t>("checkpoint_every", t.checkpoint_every, 1, 100000);
     train.reject_unknown();
-    SP_REQUIRE(!t.nesterov || t.momentum > 0.0, path << ": key 'train.nesterov': Nesterov needs train.momentum > 0");
+    SP_REQUIRE(!t.nesterov || t.momentum > 0.0,
+               path << ": key '" << section << ".nesterov': Nesterov needs " << section << ".momentum > 0");
+}
+
+ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides) {
+    for (const std::string& o : overrides) apply_override(root, o);
+
+    ExperimentConfig c;
+    c.source = path;
+
+    Section top(root, path, "");
+    top.read("name", c.name);
+    top.read("seed", c.seed);
+    top.require_range<int64_t>("seed", c.seed, 0, INT64_MAX);
+    top.read("device", c.device, {"auto", "cpu", "cuda"});
+    top.read("deterministic", c.deterministic);
+    top.reject_unknown({"data", "model", "train", "prune", "finetune"});
+
+    Section data(root, path, "data");
+    data.read("dataset", c.data.dataset, {"fashion-mnist", "cifar10", "cifar100"});
+    data.read("dir", c.data.dir);
+    data.read("validation", c.data.validation);
+    data.require_range<int64_t>("validation", c.data.validation, 0, 1000000);
+    data.read("train_subset", c.data.train_subset);
+    data.require_range<int64_t>("train_subset", c.data.train_subset, 0, INT64_MAX);
+    data.read("augment", c.data.augment);
+    data.read("normalize", c.data.normalize);
+    data.reject_unknown();
+
+    Section model(root, path, "model");
+    model.read("name", c.model.name,
+               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "vgg16", "alexnet", "squeezenet"});
+    model.read("shortcut", c.model.shortcut, {"A", "B"});
+    model.reject_unknown();
+
+    Section train(root, path, "train");
+    read_train_section(train, c.train, 1, path, "train");
+    Section finetune(root, path, "finetune");
+    read_train_section(finetune, c.finetune, 0, path, "finetune");
+
+    Section prune(root, path, "prune");
+    PruneConfig& p = c.prune;
+    prune.read("method", p.method, {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale"});
+    prune.read("granularity", p.granularity, {"filter", "weight", "kernel"});
+    prune.read("budget", p.budget, {"params", "macs"});
+    prune.read("keep", p.keep);
+    prune.require_range("keep", p.keep, 1e-6, 1.0);
+    prune.read("gate_after_bn", p.gate_after_bn);
+    prune.read("prune_residual_groups", p.prune_residual_groups);
+    prune.read("baseline_checkpoint", p.baseline_checkpoint);
+    prune.reject_unknown();
     return c;
 }
 }  // namespace
 
 std::string to_toml(const ExperimentConfig& c) {
-    const TrainConfig& t = c.train;
-    toml::array milestones;
-    for (int64_t m : t.milestones) milestones.push_back(m);
+    auto train_table = [](const TrainConfig& t) {
+        toml::array milestones;
+        for (int64_t m : t.milestones) milestones.push_back(m);
+        return toml::table{{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
+                           {"optimizer", t.optimizer}, {"lr", t.lr}, {"momentum", t.momentum},
+                           {"nesterov", t.nesterov}, {"weight_decay", t.weight_decay}, {"rho", t.rho},
+                           {"beta1", t.beta1}, {"beta2", t.beta2}, {"schedule", t.schedule},
+                           {"step_size", t.step_size}, {"milestones", milestones}, {"gamma", t.gamma},
+                           {"min_lr", t.min_lr}, {"warmup_epochs", t.warmup_epochs},
+                           {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every}};
+    };
+    const PruneConfig& p = c.prune;
     toml::table root{
         {"name", c.name},
         {"seed", c.seed},
@@ -263,13 +291,12 @@ std::string to_toml(const ExperimentConfig& c) {
                              {"train_subset", c.data.train_subset}, {"augment", c.data.augment},
                              {"normalize", c.data.normalize}}},
         {"model", toml::table{{"name", c.model.name}, {"shortcut", c.model.shortcut}}},
-        {"train", toml::table{{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
-                              {"optimizer", t.optimizer}, {"lr", t.lr}, {"momentum", t.momentum},
-                              {"nesterov", t.nesterov}, {"weight_decay", t.weight_decay}, {"rho", t.rho},
-                              {"beta1", t.beta1}, {"beta2", t.beta2}, {"schedule", t.schedule},
-                              {"step_size", t.step_size}, {"milestones", milestones}, {"gamma", t.gamma},
-                              {"min_lr", t.min_lr}, {"warmup_epochs", t.warmup_epochs},
-                              {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every}}},
+        {"train", train_table(c.train)},
+        {"prune", toml::table{{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
+                              {"keep", p.keep}, {"gate_after_bn", p.gate_after_bn},
+                              {"prune_residual_groups", p.prune_residual_groups},
+                              {"baseline_checkpoint", p.baseline_checkpoint}}},
+        {"finetune", train_table(c.finetune)},
     };
     std::ostringstream out;
     out << "# resolved config of " << c.source << "\n" << root << "\n";

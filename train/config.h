@@ -44,6 +44,17 @@ struct TrainConfig {
     int64_t checkpoint_every = 1;       // epochs
 };
 
+// The prune stage of `spinprune run` (method "none": train and evaluate only).
+struct PruneConfig {
+    std::string method = "none";       // none | random | magnitude | magnitude-global | l1-filter | bn-scale
+    std::string granularity = "filter";  // filter | weight | kernel
+    std::string budget = "params";     // params | macs: what `keep` is a fraction of
+    double keep = 0.5;                 // fraction of the dense model's parameters / MACs kept
+    bool gate_after_bn = true;         // filter masks: gate after BN (true removal) or before it
+    bool prune_residual_groups = false;
+    std::string baseline_checkpoint;   // "" = train the baseline as [train] says
+};
+
 struct ExperimentConfig {
     std::string source;  // file it came from
     std::string name = "experiment";
@@ -53,6 +64,15 @@ struct ExperimentConfig {
     DataConfig data;
     ModelConfig model;
     TrainConfig train;
+    PruneConfig prune;
+    TrainConfig finetune = default_finetune();  // same keys as [train]; epochs = 0: no fine-tuning
+
+    static TrainConfig default_finetune() {
+        TrainConfig t;
+        t.epochs = 0;
+        t.lr = 0.01;
+        return t;
+    }
 };
 
 // Loads and validates a config file; `overrides` are "section.key=value" strings (TOML

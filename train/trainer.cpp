@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "data/cifar.h"
 #include "data/idx.h"
@@ -31,7 +32,6 @@ void on_stop_signal(int signal) { g_stop_signal.store(signal); }
 constexpr const char* kCheckpointFormat = "spinprune-checkpoint";
 constexpr const char* kCheckpointVersion = "1";
 
-using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -232,75 +232,97 @@ void load_model_weights(Model& model, const std::string& checkpoint_path) {
     restore_model(model, load_checkpoint(checkpoint_path));
 }
 
-nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptions& options) {
-    const auto run_start = Clock::now();
+std::string checkpoint_file(const std::string& phase) {
+    return phase == "train" ? "checkpoint.safetensors" : phase + ".checkpoint.safetensors";
+}
+
+Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), options(opts) {
+    start = Clock::now();
     std::string why;
-    const Device device = resolve_device(options.device.empty() ? config.device : options.device, &why);
+    device = resolve_device(options.device.empty() ? config.device : options.device, &why);
     if (!options.quiet) std::printf("%s\n", why.c_str());
-
     SP_REQUIRE(!options.resume || !options.out_dir.empty(), "--resume needs --out: the run directory to continue");
-    RunDir run(options.out_dir.empty() ? default_run_dir(config.name) : options.out_dir);
-    const std::string checkpoint_path = run.file("checkpoint.safetensors");
-    const bool have_checkpoint = std::filesystem::exists(checkpoint_path);
-    SP_REQUIRE(!have_checkpoint || options.resume,
-               run.path() << " already holds a run (checkpoint.safetensors): pass --resume to continue it or choose another --out");
-    SP_REQUIRE(!options.resume || have_checkpoint, "--resume: no checkpoint.safetensors in " << run.path());
-    run.write_text("config.toml", to_toml(config));
-    nlohmann::json env = environment_info(device);
-    run.write_json("environment.json", env);
+    dir = std::make_unique<RunDir>(options.out_dir.empty() ? default_run_dir(config.name) : options.out_dir);
+    // config.toml marks a started run.
+    const bool started = std::filesystem::exists(dir->file("config.toml"));
+    SP_REQUIRE(!started || options.resume,
+               dir->path() << " already holds a run: pass --resume to continue it or choose another --out");
+    SP_REQUIRE(!options.resume || started, "--resume: no run in " << dir->path() << " (no config.toml)");
+    if (started) {
+        // A resumed run must continue the same experiment (the comment line names the source).
+        std::ifstream in(dir->file("config.toml"));
+        std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto body = [](const std::string& text) { return text.substr(text.find('\n') + 1); };
+        SP_REQUIRE(body(saved) == body(to_toml(config)),
+                   "--resume: the config differs from the one " << dir->path() << " started with (its config.toml)");
+    }
+    dir->write_text("config.toml", to_toml(config));
+    environment = environment_info(device);
+    dir->write_json("environment.json", environment);
+    data = prepare_experiment_data(config);
+    ctx = std::make_unique<Context>(device, static_cast<uint64_t>(config.seed), config.deterministic);
+    model = build_model(config, data.split.train, device);
+    if (!options.quiet)
+        std::printf("%s: %s on %s (%lld train / %lld validation / %lld test images), %lld parameters, %lld MACs per image\n",
+                    config.name.c_str(), model->name().c_str(), data.split.train.name.c_str(),
+                    static_cast<long long>(data.split.train.size()), static_cast<long long>(data.split.validation.size()),
+                    static_cast<long long>(data.test.size()), static_cast<long long>(model->parameter_count()),
+                    static_cast<long long>(model->macs_per_image()));
+}
 
-    ExperimentData data = prepare_experiment_data(config);
-    const TrainValidationSplit& split = data.split;
-    const Dataset& test = data.test;
-    const Normalization& norm = data.norm;
+double Run::seconds() const { return seconds_since(start); }
 
-    Context ctx(device, static_cast<uint64_t>(config.seed), config.deterministic);
+std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
+                                   const std::map<std::string, int64_t>& widths) {
     ModelOptions mo;
     mo.shortcut = config.model.shortcut == "B" ? ShortcutOption::b : ShortcutOption::a;
-    std::unique_ptr<Model> model = make_model(config.model.name, split.train.channels(), split.train.height(),
-                                              split.train.width(), split.train.num_classes, mo);
+    mo.widths = widths;
+    std::unique_ptr<Model> model = make_model(config.model.name, shape_from.channels(), shape_from.height(),
+                                              shape_from.width(), shape_from.num_classes, mo);
     model->allocate(device, static_cast<uint64_t>(config.seed));
-    std::unique_ptr<Optimizer> optimizer = make_configured_optimizer(config.train);
-    LrSchedule schedule = make_configured_schedule(config.train);
+    return model;
+}
+
+bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase) {
+    const ExperimentConfig& config = run.config;
+    const TrainOptions& options = run.options;
+    Context& ctx = *run.ctx;
+    const Device device = ctx.device();
+    const TrainValidationSplit& split = run.data.split;
+    const std::string checkpoint_path = run.dir->file(checkpoint_file(phase));
+    std::unique_ptr<Optimizer> optimizer = make_configured_optimizer(train);
+    LrSchedule schedule = make_configured_schedule(train);
 
     LoaderOptions lo;
-    lo.batch_size = config.train.batch_size;
+    lo.batch_size = train.batch_size;
     lo.shuffle = true;
     lo.drop_last = true;  // equal-sized steps; BN never sees a batch of one
     lo.seed = static_cast<uint64_t>(config.seed);
     lo.augment = config.data.augment ? cifar_augment() : AugmentOptions{};
-    lo.normalization = norm;
+    lo.normalization = run.data.norm;
     lo.device = device;
     lo.stream = device == Device::cuda ? ctx.stream() : nullptr;
     BatchLoader loader(split.train, lo);
-    SP_REQUIRE(loader.batches_per_epoch() > 0, config.source << ": train.batch_size " << config.train.batch_size
+    SP_REQUIRE(loader.batches_per_epoch() > 0, config.source << ": " << phase << ".batch_size " << train.batch_size
                                                              << " exceeds the " << split.train.size() << " training images");
 
     Progress progress;
-    if (options.resume) {
-        progress = restore_training(*model, *optimizer, load_checkpoint(checkpoint_path));
-        if (!options.quiet)
-            std::printf("resumed %s at epoch %lld, batch %lld\n", checkpoint_path.c_str(),
+    if (std::filesystem::exists(checkpoint_path)) {
+        progress = restore_training(model, *optimizer, load_checkpoint(checkpoint_path));
+        if (!options.quiet && progress.cursor.epoch < train.epochs)
+            std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
                         static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
     }
-    // A run stopped after the last batch of an epoch resumes at its evaluation.
+    // A phase stopped after the last batch of an epoch resumes at its evaluation.
     if (progress.cursor.batch < loader.batches_per_epoch()) loader.set_cursor(progress.cursor);
 
-    if (!options.quiet)
-        std::printf("%s: %s on %s (%lld train / %lld validation / %lld test images), %lld parameters, %lld MACs per image\n",
-                    config.name.c_str(), model->name().c_str(), split.train.name.c_str(),
-                    static_cast<long long>(split.train.size()), static_cast<long long>(split.validation.size()),
-                    static_cast<long long>(test.size()), static_cast<long long>(model->parameter_count()),
-                    static_cast<long long>(model->macs_per_image()));
-
-    SoftmaxCrossEntropy loss_fn(static_cast<float>(config.train.label_smoothing));
+    SoftmaxCrossEntropy loss_fn(static_cast<float>(train.label_smoothing));
     const bool tty = ::isatty(STDOUT_FILENO) && !options.quiet;
     const int64_t batches = loader.batches_per_epoch();
-    int64_t steps_this_call = 0;
     bool stopped = false;
-    model->set_training(true);
+    model.set_training(true);
 
-    while (progress.cursor.epoch < config.train.epochs && !stopped) {
+    while (progress.cursor.epoch < train.epochs && !stopped) {
         const int64_t epoch = progress.cursor.epoch;
         auto epoch_start = Clock::now();
         const double seconds_before = progress.epoch_seconds;
@@ -309,35 +331,35 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
             lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
             Batch batch = loader.next();
             ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
-            Tensor& logits = model->forward(ctx, batch.images);
+            Tensor& logits = model.forward(ctx, batch.images);
             float loss = loss_fn.forward(ctx, logits, batch.labels);
-            SP_REQUIRE(std::isfinite(loss), "training diverged: loss is " << loss << " at epoch " << epoch << ", batch "
-                                                                          << progress.cursor.batch << " (lower train.lr?)");
+            SP_REQUIRE(std::isfinite(loss), phase << " diverged: loss is " << loss << " at epoch " << epoch << ", batch "
+                                                  << progress.cursor.batch << " (lower " << phase << ".lr?)");
             progress.epoch_correct += topk_correct(ctx, logits, batch.labels, 1);
-            model->backward(ctx, loss_fn.backward(ctx));
-            optimizer->step(ctx, model->parameters(), lr);
+            model.backward(ctx, loss_fn.backward(ctx));
+            optimizer->step(ctx, model.parameters(), lr);
             progress.optimizer_steps = optimizer->steps();
             progress.epoch_loss_sum += static_cast<double>(loss) * batch.labels.numel();
             progress.epoch_seen += batch.labels.numel();
             progress.cursor = loader.cursor();
             if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
-            ++steps_this_call;
+            ++run.steps;
             if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {
                 double s = seconds_before + seconds_since(epoch_start);
-                std::printf("\repoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s   ",
-                            static_cast<long long>(epoch + 1), static_cast<long long>(config.train.epochs),
+                std::printf("\r%s epoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s   ", phase.c_str(),
+                            static_cast<long long>(epoch + 1), static_cast<long long>(train.epochs),
                             static_cast<long long>(progress.cursor.batch), static_cast<long long>(batches),
                             progress.epoch_loss_sum / progress.epoch_seen, 100.0 * progress.epoch_correct / progress.epoch_seen,
                             progress.epoch_seen / std::max(s, 1e-9));
                 std::fflush(stdout);
             }
-            const bool limit = options.stop_after_steps >= 0 && steps_this_call >= options.stop_after_steps;
+            const bool limit = options.stop_after_steps >= 0 && run.steps >= options.stop_after_steps;
             if (g_stop_signal.load() || limit) {
                 progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
-                save_training_checkpoint(checkpoint_path, *model, *optimizer, progress, config);
+                save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config);
                 if (!options.quiet)
-                    std::printf("%sstopped (%s) at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
-                                limit ? "step limit" : "signal", static_cast<long long>(epoch),
+                    std::printf("%sstopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
+                                limit ? "step limit" : "signal", phase.c_str(), static_cast<long long>(epoch),
                                 static_cast<long long>(progress.cursor.batch), checkpoint_path.c_str());
                 stopped = true;
                 break;
@@ -346,8 +368,9 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
         if (stopped) break;
         if (tty) std::printf("\n");
         const double epoch_seconds = seconds_before + seconds_since(epoch_start);
-        EvalResult val = evaluate(ctx, *model, split.validation, norm, config.train.eval_batch_size);
+        EvalResult val = evaluate(ctx, model, split.validation, run.data.norm, train.eval_batch_size);
         nlohmann::json record = {
+            {"phase", phase},
             {"epoch", epoch + 1},
             {"train_loss", progress.epoch_loss_sum / progress.epoch_seen},
             {"train_top1", 100.0 * progress.epoch_correct / progress.epoch_seen},
@@ -358,42 +381,65 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
             {"images_per_s", progress.epoch_seen / std::max(epoch_seconds, 1e-9)},
             {"seconds", epoch_seconds},
         };
-        run.append_metrics(record);
+        run.dir->append_metrics(record);
+        run.phase_seconds[phase] += epoch_seconds;
         if (!options.quiet)
-            std::printf("epoch %lld: train loss %.4f top-1 %.2f%% | val loss %.4f top-1 %.2f%% | %.1f s, %.0f img/s\n",
-                        static_cast<long long>(epoch + 1), record["train_loss"].get<double>(),
+            std::printf("%s epoch %lld: train loss %.4f top-1 %.2f%% | val loss %.4f top-1 %.2f%% | %.1f s, %.0f img/s\n",
+                        phase.c_str(), static_cast<long long>(epoch + 1), record["train_loss"].get<double>(),
                         record["train_top1"].get<double>(), val.loss, val.top1, epoch_seconds,
                         record["images_per_s"].get<double>());
         progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0};
-        loader.set_cursor(progress.cursor);
-        if ((epoch + 1) % config.train.checkpoint_every == 0 || epoch + 1 == config.train.epochs)
-            save_training_checkpoint(checkpoint_path, *model, *optimizer, progress, config);
+        if (epoch + 1 < train.epochs) loader.set_cursor(progress.cursor);
+        if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs)
+            save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config);
     }
+    return !stopped;
+}
 
+void save_model(const std::string& path, Model& model, const ExperimentConfig& config,
+                const std::map<std::string, std::string>& extra_metadata) {
+    std::vector<Tensor> views;
+    std::map<std::string, std::string> meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
+                                               {"model", model.name()}, {"experiment", config.name},
+                                               {"config", to_toml(config)}};
+    meta.insert(extra_metadata.begin(), extra_metadata.end());
+    save_checkpoint(path, model_tensors(model, views), meta);
+}
+
+void print_result_table(const nlohmann::json& rows) {
+    std::printf("\n| experiment | model | stage | params | MACs/image | test top-1 | test top-5 |\n"
+                "|---|---|---|---|---|---|---|\n");
+    for (const auto& r : rows)
+        std::printf("| %s | %s | %s | %lld | %lld | %.2f%% | %.2f%% |\n", r["experiment"].get<std::string>().c_str(),
+                    r["model"].get<std::string>().c_str(), r["stage"].get<std::string>().c_str(),
+                    static_cast<long long>(r["params"].get<int64_t>()), static_cast<long long>(r["macs"].get<int64_t>()),
+                    r["top1"].get<double>(), r["top5"].get<double>());
+    std::printf("\n");
+}
+
+nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptions& options) {
+    Run run(config, options);
+    Model& model = *run.model;
+    const bool completed = fit(run, model, config.train, "train");
     nlohmann::json summary = {
-        {"experiment", config.name}, {"dataset", config.data.dataset}, {"model", model->name()},
-        {"device", env["device_name"]}, {"seed", config.seed}, {"params", model->parameter_count()},
-        {"macs", model->macs_per_image()}, {"completed", !stopped},
+        {"experiment", config.name}, {"dataset", config.data.dataset}, {"model", model.name()},
+        {"device", run.environment["device_name"]}, {"seed", config.seed}, {"params", model.parameter_count()},
+        {"macs", model.macs_per_image()}, {"completed", completed},
     };
-    if (stopped) return summary;
-
-    EvalResult result = evaluate(ctx, *model, test, norm, config.train.eval_batch_size);
+    if (!completed) return summary;
+    EvalResult result = evaluate(*run.ctx, model, run.data.test, run.data.norm, config.train.eval_batch_size);
     summary["top1"] = result.top1;
     summary["top5"] = result.top5;
     summary["test_loss"] = result.loss;
-    summary["time_s"] = seconds_since(run_start);
-    run.write_json("summary.json", summary);
-    std::vector<Tensor> views;
-    save_checkpoint(run.file("model.safetensors"), model_tensors(*model, views),
-                    {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"model", model->name()},
-                     {"experiment", config.name}, {"config", to_toml(config)}});
+    summary["time_s"] = run.seconds();
+    run.dir->write_json("summary.json", summary);
+    save_model(run.dir->file("model.safetensors"), model, config);
     if (!options.quiet) {
-        std::printf("\n| experiment | model | device | params | MACs/image | test top-1 | test top-5 | time |\n"
-                    "|---|---|---|---|---|---|---|---|\n| %s | %s | %s | %lld | %lld | %.2f%% | %.2f%% | %.1f s |\n\n",
-                    config.name.c_str(), model->name().c_str(), env["device_name"].get<std::string>().c_str(),
-                    static_cast<long long>(model->parameter_count()), static_cast<long long>(model->macs_per_image()),
-                    result.top1, result.top5, summary["time_s"].get<double>());
-        std::printf("run directory: %s\n", run.path().c_str());
+        print_result_table(nlohmann::json::array({{{"experiment", config.name}, {"model", model.name()}, {"stage", "trained"},
+                                                   {"params", model.parameter_count()}, {"macs", model.macs_per_image()},
+                                                   {"top1", result.top1}, {"top5", result.top5}}}));
+        std::printf("%.1f s on %s; run directory: %s\n", run.seconds(), run.environment["device_name"].get<std::string>().c_str(),
+                    run.dir->path().c_str());
     }
     return summary;
 }

@@ -2,6 +2,9 @@
 // config; per-epoch metrics; atomic checkpoints that a later run resumes from exactly.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -11,6 +14,7 @@
 #include "nn/context.h"
 #include "nn/models/model.h"
 #include "train/config.h"
+#include "train/run_dir.h"
 
 namespace sp {
 
@@ -46,6 +50,44 @@ ExperimentData prepare_experiment_data(const ExperimentConfig& config);
 
 // Loads weights and BN statistics saved by a training run into an allocated model.
 void load_model_weights(Model& model, const std::string& checkpoint_path);
+
+using Clock = std::chrono::steady_clock;
+
+// One run: its device, directory, data, context and model, set up from the config.
+struct Run {
+    Run(const ExperimentConfig& config, const TrainOptions& options);
+    double seconds() const;  // since the run started
+
+    ExperimentConfig config;
+    TrainOptions options;
+    Clock::time_point start;
+    Device device = Device::cpu;
+    std::unique_ptr<RunDir> dir;
+    nlohmann::json environment;
+    ExperimentData data;
+    std::unique_ptr<Context> ctx;
+    std::unique_ptr<Model> model;
+    int64_t steps = 0;  // optimizer steps taken by this process, over all phases
+    std::map<std::string, double> phase_seconds;  // training time per phase, this process
+};
+
+// The model a config names, shaped by the dataset, allocated with the config's seed;
+// `widths` rebuilds a compacted model.
+std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
+                                   const std::map<std::string, int64_t>& widths = {});
+
+// One training phase ("train", "finetune") of `model` with the settings `train`: per-epoch
+// metrics, a checkpoint per phase (<phase>.checkpoint.safetensors; "train" writes
+// checkpoint.safetensors) that a later call resumes from. Returns false when it stopped early
+// (signal or step limit) after writing its checkpoint.
+bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase);
+
+// Weights and BN statistics with the config and `extra_metadata` (e.g. widths), atomically.
+void save_model(const std::string& path, Model& model, const ExperimentConfig& config,
+                const std::map<std::string, std::string>& extra_metadata = {});
+
+// rows: objects with experiment, model, stage, params, macs, top1, top5.
+void print_result_table(const nlohmann::json& rows);
 
 // Set by SIGINT/SIGTERM: the trainer finishes the current step, writes a checkpoint and stops.
 void install_stop_handlers();

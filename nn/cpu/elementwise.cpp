@@ -50,15 +50,18 @@ void multiply(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
 }
 
 void scale_channels(Context& ctx, const Tensor& x, const Tensor& mask, Tensor& y) {
+    // x (N, C, ...), mask (C) or (P, C): row i uses mask row i / (N / P)
     const int64_t n = x.dim(0), c = x.dim(1);
     const int64_t inner = n * c > 0 ? x.numel() / (n * c) : 0;
+    const int64_t rows_per_member = mask.rank() == 2 ? n / mask.dim(0) : n;
     const float *xd = x.data(), *m = mask.data();
     float* yd = y.data();
 #pragma omp parallel for collapse(2) schedule(static) if (x.numel() > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t ch = 0; ch < c; ++ch) {
             const int64_t base = (i * c + ch) * inner;
-            for (int64_t j = 0; j < inner; ++j) yd[base + j] = xd[base + j] * m[ch];
+            const float g = m[(i / rows_per_member) * c + ch];
+            for (int64_t j = 0; j < inner; ++j) yd[base + j] = xd[base + j] * g;
         }
     }
 }

@@ -32,10 +32,21 @@ void multiply(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
 }
 
 void scale_channels(Context& ctx, const Tensor& x, const Tensor& mask, Tensor& y) {
-    // x (N, C, ...), mask (C)
+    // x (N, C, ...), mask (C) or (P, C)
     const size_t n = static_cast<size_t>(x.dim(0)), c = static_cast<size_t>(x.dim(1));
     const size_t inner = n * c == 0 ? 0 : count(x) / (n * c);
-    kernels::scale_channels(x.data(), mask.data(), y.data(), n, c, inner, ctx.stream());
+    const size_t members = mask.rank() == 2 ? static_cast<size_t>(mask.dim(0)) : 1;
+    kernels::scale_channels(x.data(), mask.data(), y.data(), n, c, inner, members, ctx.stream());
+}
+
+void slice_columns(Context& ctx, const Tensor& src, int64_t begin, Tensor& dst) {
+    // src (R, D), dst (R, n)
+    kernels::slice_columns(src.data(), static_cast<size_t>(src.dim(0)), static_cast<size_t>(src.dim(1)),
+                           static_cast<size_t>(begin), dst.data(), static_cast<size_t>(dst.dim(1)), ctx.stream());
+}
+
+void repeat_elements(Context& ctx, const Tensor& src, int64_t k, Tensor& dst) {
+    kernels::repeat_elements(src.data(), count(src), static_cast<size_t>(k), dst.data(), ctx.stream());
 }
 
 void dropout_forward(Context& ctx, const Tensor& x, float p, uint64_t key, Tensor& y, Tensor& keep_scale) {

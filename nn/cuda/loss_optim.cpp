@@ -1,6 +1,7 @@
 // Loss, metrics and optimizer updates of the CUDA backend. The loss and the top-k count come
 // back to the host with one small copy, together with the first row whose label is invalid.
 #include <cmath>
+#include <vector>
 
 #include "kernels/check.h"
 #include "kernels/kernels.h"
@@ -45,6 +46,29 @@ int64_t topk_correct(Context& ctx, const Tensor& logits, const Tensor& labels, i
         kernels::topk_correct(logits.data(), labels.data(), rows, classes, k, scratch, result, ctx.stream());
     });
     return static_cast<int64_t>(std::llround(r.sum));
+}
+
+void member_energies(Context& ctx, const Tensor& logits, const Tensor& labels, EnergyKind kind, Tensor& energies) {
+    // logits (P·B, K), labels (P·B), energies (P)
+    const size_t members = static_cast<size_t>(energies.dim(0));
+    const size_t rows = static_cast<size_t>(logits.dim(0)), classes = static_cast<size_t>(logits.dim(1));
+    const size_t scratch_bytes = (kernels::member_energies_scratch_bytes(rows) + 15) / 16 * 16;
+    char* ws = static_cast<char*>(ctx.workspace(scratch_bytes + members * sizeof(long long)));
+    auto* bad_rows = reinterpret_cast<long long*>(ws + scratch_bytes);
+    const int k = kind == EnergyKind::cross_entropy ? 0 : kind == EnergyKind::margin ? 1 : 2;
+    kernels::member_energies(logits.data(), labels.data(), members, rows / members, classes, k, energies.data(),
+                             bad_rows, ws, ctx.stream());
+    // The label check needs the flags on the host (one small copy; the caller reads the energies anyway).
+    std::vector<long long> bad(members);
+    SP_CHECK(cudaMemcpyAsync(bad.data(), bad_rows, members * sizeof(long long), cudaMemcpyDeviceToHost, ctx.stream()));
+    SP_CHECK(cudaStreamSynchronize(ctx.stream()));
+    for (long long r : bad) {
+        if (r < 0) continue;
+        float label = 0.0f;
+        SP_CHECK(cudaMemcpy(&label, labels.data() + r, sizeof(float), cudaMemcpyDeviceToHost));
+        SP_REQUIRE(false, "member_energies: row " << r << " has label " << label << ", not a class index in [0, "
+                                                   << classes << ")");
+    }
 }
 
 void sgd_update(Context& ctx, Tensor& params, const Tensor& grads, Tensor& velocity, const SgdHyper& hyper) {

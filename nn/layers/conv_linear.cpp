@@ -2,6 +2,7 @@
 // With a weight mask, forward and backward-data use w ⊙ m (a scratch tensor) and the weight
 // gradient is multiplied by m; with an output mask, y and the incoming dy are multiplied by it,
 // so a gated channel behaves like a filter with zero weights and bias and gets zero gradient.
+// An output mask (P, K) gates a member-major batch of P·B images: rows [p·B, (p+1)·B) use row p.
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
@@ -17,6 +18,21 @@ void require_mask(const std::string& layer, const char* what, const Tensor* mask
 }
 
 }  // namespace
+
+static void require_output_mask(const std::string& layer, const Tensor* mask, int64_t channels) {
+    if (!mask) return;
+    const bool ok = (mask->rank() == 1 && mask->dim(0) == channels) ||
+                    (mask->rank() == 2 && mask->dim(0) > 0 && mask->dim(1) == channels);
+    SP_REQUIRE(ok, layer << ": output mask has shape " << mask->shape().str() << ", expected (" << channels
+                         << ") or (P, " << channels << ")");
+}
+
+static void require_mask_batch(const std::string& layer, const Tensor* mask, const Shape& input) {
+    if (!mask || mask->rank() != 2) return;
+    SP_REQUIRE(input[0] % mask->dim(0) == 0,
+               layer << ": a population of " << mask->dim(0) << " output masks needs a batch of P·B images, got "
+                     << input.str());
+}
 
 // ---------------------------------------------------------------------------------- Conv2d
 
@@ -37,7 +53,7 @@ Conv2d::Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int
 }
 
 void Conv2d::set_output_mask(const Tensor* mask) {
-    require_mask(name_, "output mask", mask, Shape{out_channels_});
+    require_output_mask(name_, mask, out_channels_);
     output_mask_ = mask;
 }
 
@@ -85,6 +101,7 @@ int64_t Conv2d::macs(const Shape& input) const {
 Tensor& Conv2d::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
+    require_mask_batch(name_, output_mask_, x.shape());
     Tensor w = weight();
     weight_masked_ = weight_mask_ != nullptr;
     if (weight_masked_) {
@@ -135,7 +152,7 @@ Linear::Linear(ParameterStore& store, std::string name, int64_t in_features, int
 }
 
 void Linear::set_output_mask(const Tensor* mask) {
-    require_mask(name_, "output mask", mask, Shape{out_features_});
+    require_output_mask(name_, mask, out_features_);
     output_mask_ = mask;
 }
 
@@ -166,6 +183,7 @@ Shape Linear::output_shape(const Shape& in) const {
 Tensor& Linear::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
+    require_mask_batch(name_, output_mask_, x.shape());
     Tensor w = weight();
     weight_masked_ = weight_mask_ != nullptr;
     if (weight_masked_) {

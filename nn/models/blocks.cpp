@@ -39,13 +39,15 @@ Tensor& ShortcutA::backward(Context& ctx, const Tensor& dy) {
 // ---- BasicBlock ---------------------------------------------------------------------------
 
 BasicBlock::BasicBlock(ParameterStore& store, std::string name, int64_t in_channels, int64_t planes, int64_t stride,
-                       ShortcutOption option, float bn_momentum)
+                       ShortcutOption option, float bn_momentum, int64_t hidden)
     : name_(std::move(name)), in_channels_(in_channels), planes_(planes), stride_(stride), add_(name_ + ".add") {
+    if (hidden == 0) hidden = planes;
+    SP_REQUIRE(hidden > 0, name_ << ": hidden width must be positive, got " << hidden);
     // Registration order (conv1, bn1, conv2, bn2, shortcut) follows PyTorch's state_dict order.
-    conv1_ = std::make_unique<Conv2d>(store, name_ + ".conv1", in_channels, planes, 3, stride, 1);
-    bn1_ = std::make_unique<BatchNorm2d>(store, name_ + ".bn1", planes, bn_momentum);
+    conv1_ = std::make_unique<Conv2d>(store, name_ + ".conv1", in_channels, hidden, 3, stride, 1);
+    bn1_ = std::make_unique<BatchNorm2d>(store, name_ + ".bn1", hidden, bn_momentum);
     relu1_ = std::make_unique<ReLU>(name_ + ".relu1");
-    conv2_ = std::make_unique<Conv2d>(store, name_ + ".conv2", planes, planes, 3, 1, 1);
+    conv2_ = std::make_unique<Conv2d>(store, name_ + ".conv2", hidden, planes, 3, 1, 1);
     bn2_ = std::make_unique<BatchNorm2d>(store, name_ + ".bn2", planes, bn_momentum);
     relu2_ = std::make_unique<ReLU>(name_ + ".relu2");
     if (stride != 1 || in_channels != planes) {

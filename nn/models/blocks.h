@@ -50,12 +50,12 @@ private:
 };
 
 // He et al.'s basic block: y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), conv1 with
-// the block's stride. The backward sends the gradient of the sum down both branches and adds
-// the two input gradients.
+// the block's stride and `hidden` output channels (0: planes; a pruned block is narrower inside).
+// The backward sends the gradient of the sum down both branches and adds the two input gradients.
 class BasicBlock : public Module, public Composite {
 public:
     BasicBlock(ParameterStore& store, std::string name, int64_t in_channels, int64_t planes, int64_t stride,
-               ShortcutOption option, float bn_momentum = 0.1f);
+               ShortcutOption option, float bn_momentum = 0.1f, int64_t hidden = 0);
     std::string name() const override { return name_; }
     Shape output_shape(const Shape& input) const override;
     Tensor& forward(Context& ctx, const Tensor& x) override;
@@ -68,11 +68,13 @@ public:
     BatchNorm2d& bn1() { return *bn1_; }
     BatchNorm2d& bn2() { return *bn2_; }
     Conv2d* shortcut_conv() { return shortcut_conv_.get(); }  // option b with a shape change, else null
+    BatchNorm2d* shortcut_bn() { return shortcut_bn_.get(); }  // the projection's BN, else null
     bool identity_shortcut() const { return !shortcut_a_ && !shortcut_conv_; }
     int64_t in_channels() const { return in_channels_; }
     int64_t planes() const { return planes_; }
+    int64_t hidden_channels() const { return conv1_->out_channels(); }
     int64_t stride() const { return stride_; }
-    // The post-ReLU hidden activation relu(bn1(conv1(x))) of the last forward (N, planes, P, Q):
+    // The post-ReLU hidden activation relu(bn1(conv1(x))) of the last forward (N, hidden, P, Q):
     // for activation-based criteria and for locating ReLU kinks in gradient checks.
     const Tensor& hidden() const;
 

@@ -32,6 +32,13 @@ struct ChannelSet {
     // identity shortcut, its channel c landing at channel c + parent_offset (else parent = -1).
     int parent = -1;
     int64_t parent_offset = 0;
+    // The builders accept a width for this set (ModelOptions::widths) and surgery may shrink
+    // it: layer outputs except the classifier's, and residual groups whose every entry is a
+    // layer (option-B / ResNet-18 projections), never option-A groups (zero padding fixes them).
+    bool resizable = false;
+    // Read by a cross-channel normalisation (AlexNet's LRN): removing channels changes the
+    // neighbourhoods, so a masked and a compacted model agree only for contiguous kept ranges.
+    bool cross_channel = false;
     // May be pruned: layer outputs except the classifier's; residual groups only when the
     // caller asks for them (and never with option-A shortcuts, whose zero padding fixes widths).
     bool prunable() const { return kind == Kind::layer_output; }

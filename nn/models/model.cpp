@@ -1,8 +1,7 @@
-// Model: forward/backward over the network, per-layer parameter/MAC accounting, prunable layers.
+// Model: forward/backward over the network, per-layer parameter/MAC accounting, channel wiring.
 #include "nn/models/model.h"
 
 #include <functional>
-#include <tuple>
 
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
@@ -69,10 +68,6 @@ int64_t macs_of(const Module& m, const Shape& output) {
 
 }  // namespace
 
-int64_t PrunableLayer::out_channels() const {
-    return kind == LayerKind::conv ? conv->out_channels() : linear->out_features();
-}
-
 Model::Model(std::string name, int64_t in_channels, int64_t height, int64_t width, int64_t num_classes)
     : name_(std::move(name)),
       input_shape_{in_channels, height, width},
@@ -81,6 +76,11 @@ Model::Model(std::string name, int64_t in_channels, int64_t height, int64_t widt
     SP_REQUIRE(in_channels > 0 && height > 0 && width > 0 && num_classes > 0,
                name_ << ": input (C, H, W) and class count must be positive, got " << input_shape_.str() << ", "
                      << num_classes << " classes");
+    ChannelSet input;
+    input.name = "input";
+    input.kind = ChannelSet::Kind::input;
+    input.size = in_channels;
+    add_set(std::move(input));
 }
 
 Tensor& Model::forward(Context& ctx, const Tensor& x) {
@@ -124,46 +124,55 @@ int64_t Model::macs_per_image() {
     return total;
 }
 
-std::vector<PrunableLayer> Model::prunable_layers() {
-    std::vector<PrunableLayer> layers;
-    const Shape input{1, input_shape_[0], input_shape_[1], input_shape_[2]};
-    walk(network_, input, [&](Module& m, const Shape&) {
-        PrunableLayer p;
-        if (auto* c = dynamic_cast<Conv2d*>(&m)) {
-            p.kind = LayerKind::conv;
-            p.conv = c;
-        } else if (auto* l = dynamic_cast<Linear*>(&m)) {
-            p.kind = LayerKind::linear;
-            p.linear = l;
-        } else {
-            return;
-        }
-        p.name = m.name();
-        p.module = &m;
-        auto it = roles_.find(&m);
-        if (it != roles_.end()) std::tie(p.output_group, p.input_group) = it->second;
-        layers.push_back(std::move(p));
-    });
-    return layers;
+int Model::find_set(const std::string& name) const {
+    for (const ChannelSet& set : sets_)
+        if (set.name == name) return set.id;
+    return -1;
 }
 
-int Model::add_group(std::string name, int64_t channels, int parent, int64_t parent_offset) {
-    SP_REQUIRE(parent < static_cast<int>(groups_.size()), name_ << ": group parent " << parent << " does not exist");
-    ResidualGroup g;
-    g.id = static_cast<int>(groups_.size());
-    g.name = std::move(name);
-    g.channels = channels;
-    g.parent = parent;
-    g.parent_offset = parent_offset;
-    groups_.push_back(std::move(g));
-    return groups_.back().id;
+int Model::add_set(ChannelSet set) {
+    SP_REQUIRE(set.size > 0, name_ << ": channel set '" << set.name << "' must have a positive size, got " << set.size);
+    SP_REQUIRE(find_set(set.name) < 0, name_ << ": duplicate channel set '" << set.name << "'");
+    const int n = static_cast<int>(sets_.size());
+    SP_REQUIRE(set.parent < n, name_ << ": channel set '" << set.name << "' has unknown parent " << set.parent);
+    for (int p : set.parts) SP_REQUIRE(p >= 0 && p < n, name_ << ": concat '" << set.name << "' has unknown part " << p);
+    set.id = n;
+    sets_.push_back(std::move(set));
+    return n;
 }
 
-void Model::set_roles(const Module& layer, int output_group, int input_group) {
-    const int n = static_cast<int>(groups_.size());
-    SP_REQUIRE(output_group < n && input_group < n, name_ << ": unknown residual group for " << layer.name());
-    roles_[&layer] = {output_group, input_group};
-    if (output_group >= 0) groups_[static_cast<size_t>(output_group)].members.push_back(layer.name());
+void Model::add_layer(LayerWiring layer) {
+    const int n = static_cast<int>(sets_.size());
+    SP_REQUIRE((layer.conv != nullptr) != (layer.linear != nullptr) && layer.module != nullptr,
+               name_ << ": wiring of '" << layer.name << "' needs exactly one of conv / linear");
+    SP_REQUIRE(layer.in_set >= 0 && layer.in_set < n && layer.out_set >= 0 && layer.out_set < n,
+               name_ << ": wiring of '" << layer.name << "' names unknown channel sets");
+    wiring_.push_back(std::move(layer));
+}
+
+void Model::check_wiring() const {
+    for (const ChannelSet& set : sets_) {
+        if (set.kind != ChannelSet::Kind::concat) continue;
+        int64_t total = 0;
+        for (int p : set.parts) total += sets_[static_cast<size_t>(p)].size;
+        SP_REQUIRE(total == set.size, name_ << ": concat '" << set.name << "' has size " << set.size
+                                            << " but its parts sum to " << total);
+    }
+    for (const LayerWiring& w : wiring_) {
+        const ChannelSet& in = sets_[static_cast<size_t>(w.in_set)];
+        const ChannelSet& out = sets_[static_cast<size_t>(w.out_set)];
+        SP_REQUIRE(out.kind != ChannelSet::Kind::input && out.kind != ChannelSet::Kind::concat,
+                   name_ << ": layer '" << w.name << "' writes set '" << out.name << "', which no layer can write");
+        const int64_t reads = w.conv ? w.conv->in_channels() : w.linear->in_features();
+        const int64_t writes = w.conv ? w.conv->out_channels() : w.linear->out_features();
+        SP_REQUIRE(reads == in.size * w.in_spatial && writes == out.size,
+                   name_ << ": layer '" << w.name << "' maps " << reads << " -> " << writes << " but its sets are '"
+                         << in.name << "' (" << in.size << " x " << w.in_spatial << ") -> '" << out.name << "' ("
+                         << out.size << ")");
+        SP_REQUIRE(!w.bn || w.bn->channels() == out.size,
+                   name_ << ": the batch norm of '" << w.name << "' has " << w.bn->channels() << " channels, expected "
+                         << out.size);
+    }
 }
 
 }  // namespace sp

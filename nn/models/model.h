@@ -1,5 +1,5 @@
 // The model zoo: a Model owns its ParameterStore and network, runs forward/backward, and
-// accounts parameters and MACs per layer. make_model builds LeNet, the CIFAR ResNets
+// accounts parameters and MACs per layer, and records its channel wiring. make_model builds LeNet, the CIFAR ResNets
 // (20/32/56/110 and ResNet-18), VGG-16, a CIFAR AlexNet and SqueezeNet for any input shape.
 #pragma once
 
@@ -11,6 +11,7 @@
 
 #include "nn/layers.h"
 #include "nn/models/blocks.h"
+#include "nn/models/channels.h"
 #include "nn/parameters.h"
 
 namespace sp {
@@ -21,6 +22,9 @@ struct ModelOptions {
     ShortcutOption shortcut = ShortcutOption::a;
     float bn_momentum = 0.1f;
     float dropout = 0.5f;  // SqueezeNet's dropout before the classifier
+    // Channel-set name -> width for resizable sets (ChannelSet::resizable; absent = the
+    // architecture's default). make_model rejects a width < 1 and a name the model lacks.
+    std::map<std::string, int64_t> widths;
 };
 
 // One leaf layer's cost for one image. MACs are multiply-accumulates (1 MAC = 2 FLOPs) and
@@ -32,35 +36,6 @@ struct LayerCost {
     Shape output;      // per image: (C, H, W) or (F)
     int64_t params = 0;  // trainable floats
     int64_t macs = 0;
-};
-
-// A set of channels joined by residual additions: the output channels of every member layer
-// (and of the BN after it) are summed into the same tensor, so they can only be pruned
-// together. With option-A shortcuts the previous stage's group feeds this one through the
-// zero-padded identity: its channel c lands in channel c + parent_offset of this group.
-struct ResidualGroup {
-    int id = -1;
-    std::string name;  // "layer2"
-    int64_t channels = 0;
-    std::vector<std::string> members;  // layers whose outputs are summed into the group
-    int parent = -1;                   // option a: the group padded into this one, else -1
-    int64_t parent_offset = 0;
-};
-
-enum class LayerKind { conv, linear };
-
-// A Conv2d or Linear layer that pruning may act on. output_group is the residual group its
-// output channels belong to (-1: free to prune alone); input_group the group its input
-// channels come from (-1: not a residual group's channels).
-struct PrunableLayer {
-    std::string name;
-    LayerKind kind = LayerKind::conv;
-    Module* module = nullptr;
-    Conv2d* conv = nullptr;    // set when kind == conv
-    Linear* linear = nullptr;  // set when kind == linear
-    int output_group = -1;
-    int input_group = -1;
-    int64_t out_channels() const;  // K or OUT
 };
 
 class Model {
@@ -89,13 +64,19 @@ public:
     // Per-image accounting for input_shape(): MACs of conv and linear layers (see LayerCost).
     int64_t macs_per_image();
     std::vector<LayerCost> layer_costs();
-    // Every Conv2d and Linear in execution order, with its residual roles.
-    std::vector<PrunableLayer> prunable_layers();
-    const std::vector<ResidualGroup>& residual_groups() const { return groups_; }
+    // The channel wiring (nn/models/channels.h): sets[0] is the input; one LayerWiring per
+    // Conv2d/Linear in execution order.
+    const std::vector<ChannelSet>& channel_sets() const { return sets_; }
+    const std::vector<LayerWiring>& wiring() const { return wiring_; }
+    int find_set(const std::string& name) const;  // -1 when absent
+    // The options the model was built with (widths as given to make_model).
+    const ModelOptions& options() const { return options_; }
 
-    // For builders: record the residual roles of a layer, and create groups.
-    int add_group(std::string name, int64_t channels, int parent = -1, int64_t parent_offset = 0);
-    void set_roles(const Module& layer, int output_group, int input_group);
+    // For builders: record channel sets and layers, then check the wiring against the layers.
+    int add_set(ChannelSet set);  // returns its id
+    void add_layer(LayerWiring layer);
+    void set_options(ModelOptions options) { options_ = std::move(options); }
+    void check_wiring() const;
 
 private:
     std::string name_;
@@ -103,8 +84,9 @@ private:
     int64_t num_classes_;
     ParameterStore store_;
     Sequential network_;
-    std::vector<ResidualGroup> groups_;
-    std::map<const Module*, std::pair<int, int>> roles_;  // (output_group, input_group)
+    ModelOptions options_;
+    std::vector<ChannelSet> sets_;
+    std::vector<LayerWiring> wiring_;
 };
 
 // Names accepted by make_model.
@@ -112,7 +94,10 @@ std::vector<std::string> model_names();
 
 // Builds a model by name: "lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18",
 // "vgg16", "alexnet", "squeezenet". Parameters are registered but not allocated: call
-// allocate(device, seed) before use.
+// allocate(device, seed) before use. options.widths resizes channel sets by name (see
+// ChannelSet::resizable): conv filters, linear neurons, SqueezeNet squeeze/expand widths,
+// VGG's classifier.0, ResNet block-internal "layerS.B.conv1" and, with projections (option b,
+// ResNet-18), the residual groups "layerS".
 std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, int64_t height, int64_t width,
                                   int64_t num_classes, const ModelOptions& options = ModelOptions{});
 

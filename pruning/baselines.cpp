@@ -1,0 +1,199 @@
+// Baseline scores and the search for the state that meets a budget.
+#include "pruning/baselines.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "kernels/check.h"
+#include "kernels/philox.h"
+#include "nn/layers.h"
+
+namespace sp {
+
+namespace {
+
+constexpr uint64_t kPurposeRandomBaseline = 0x7072'756e'6572'6e64ull;  // "prunernd"
+constexpr double kTolerance = 0.01;  // relative
+
+// Units of each segment sorted by descending score (ties: lower index first, so deterministic).
+std::vector<std::vector<int64_t>> ranked_segments(const MaskSpace& space, const std::vector<float>& scores) {
+    std::vector<std::vector<int64_t>> ranked;
+    for (const MaskSegment& seg : space.segments()) {
+        std::vector<int64_t> idx(static_cast<size_t>(seg.size));
+        std::iota(idx.begin(), idx.end(), seg.offset);
+        std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+            return scores[static_cast<size_t>(a)] > scores[static_cast<size_t>(b)];
+        });
+        ranked.push_back(std::move(idx));
+    }
+    return ranked;
+}
+
+// Same fraction of every segment: segment s keeps max(min_kept, round(f · size)) units.
+std::vector<float> state_per_segment(const MaskSpace& space, const std::vector<std::vector<int64_t>>& ranked, double f) {
+    std::vector<float> state(static_cast<size_t>(space.size()), 0.0f);
+    for (size_t s = 0; s < ranked.size(); ++s) {
+        const MaskSegment& seg = space.segments()[s];
+        int64_t keep = std::max<int64_t>(seg.min_kept, std::llround(f * static_cast<double>(seg.size)));
+        keep = std::min(keep, seg.size);
+        for (int64_t i = 0; i < keep; ++i) state[static_cast<size_t>(ranked[s][static_cast<size_t>(i)])] = 1.0f;
+    }
+    return state;
+}
+
+// Global ranking: the min_kept best units of every segment first, then the rest by score.
+std::vector<int64_t> global_order(const MaskSpace& space, const std::vector<float>& scores,
+                                  const std::vector<std::vector<int64_t>>& ranked) {
+    std::vector<int64_t> forced, rest;
+    for (size_t s = 0; s < ranked.size(); ++s) {
+        const int64_t m = space.segments()[s].min_kept;
+        for (size_t i = 0; i < ranked[s].size(); ++i) (static_cast<int64_t>(i) < m ? forced : rest).push_back(ranked[s][i]);
+    }
+    std::stable_sort(rest.begin(), rest.end(), [&](int64_t a, int64_t b) {
+        return scores[static_cast<size_t>(a)] > scores[static_cast<size_t>(b)];
+    });
+    forced.insert(forced.end(), rest.begin(), rest.end());
+    return forced;
+}
+
+std::vector<float> state_global(const MaskSpace& space, const std::vector<int64_t>& order, int64_t keep) {
+    std::vector<float> state(static_cast<size_t>(space.size()), 0.0f);
+    for (int64_t i = 0; i < keep; ++i) state[static_cast<size_t>(order[static_cast<size_t>(i)])] = 1.0f;
+    return state;
+}
+
+const char* budget_name(BudgetKind k) { return k == BudgetKind::params ? "parameters" : "MACs"; }
+
+}  // namespace
+
+BudgetKind budget_from_name(const std::string& name) {
+    if (name == "params") return BudgetKind::params;
+    SP_REQUIRE(name == "macs", "budget: expected params or macs, got '" << name << "'");
+    return BudgetKind::macs;
+}
+
+double kept_fraction(const ModelAccount& a, BudgetKind kind) {
+    return kind == BudgetKind::params ? a.params_kept() : a.macs_kept();
+}
+
+std::vector<float> select_to_target(const MaskSpace& space, const std::vector<float>& scores, Selection selection,
+                                    const PruneTarget& target) {
+    SP_REQUIRE(static_cast<int64_t>(scores.size()) == space.size(),
+               "prune: " << scores.size() << " scores for " << space.size() << " units");
+    SP_REQUIRE(target.keep > 0.0 && target.keep <= 1.0, "prune: target keep fraction must be in (0, 1], got " << target.keep);
+    const auto ranked = ranked_segments(space, scores);
+    auto fraction = [&](const std::vector<float>& state) { return kept_fraction(account(space, state), target.kind); };
+
+    // Bisection on a monotone knob: the per-segment fraction f, or the number of units kept.
+    std::vector<int64_t> order;
+    int64_t forced = 0;  // global: the min_kept units of every segment lead the order
+    if (selection == Selection::global) {
+        order = global_order(space, scores, ranked);
+        for (const MaskSegment& seg : space.segments()) forced += std::min(seg.min_kept, seg.size);
+    }
+    auto state_at = [&](double knob) {
+        return selection == Selection::per_segment
+                   ? state_per_segment(space, ranked, knob)
+                   : state_global(space, order, forced + std::llround(knob * static_cast<double>(space.size() - forced)));
+    };
+    double lo = 0.0, hi = 1.0;
+    const double smallest = fraction(state_at(lo));
+    SP_REQUIRE(smallest <= target.keep * (1.0 + kTolerance),
+               "prune: cannot keep as little as " << target.keep * 100 << "% of the " << budget_name(target.kind)
+                   << ": with every prunable unit gone but the minimum per layer, " << smallest * 100
+                   << "% remain (layers outside the mask space, such as the classifier or residual groups, hold the rest)");
+    for (int iteration = 0; iteration < 60 && hi - lo > 1e-9; ++iteration) {
+        const double mid = 0.5 * (lo + hi);
+        (fraction(state_at(mid)) > target.keep ? hi : lo) = mid;
+    }
+    // The closer of the two ends of the bracket.
+    std::vector<float> below = state_at(lo), above = state_at(hi);
+    double fb = fraction(below);
+    const double fa = fraction(above);
+    if (std::fabs(fa / target.keep - 1.0) > kTolerance && std::fabs(fb / target.keep - 1.0) > kTolerance) {
+        // Units too coarse for the knob (a per-layer fraction moves whole channels in every
+        // layer at once): fill the gap from below with the best-scoring pruned units that fit.
+        std::vector<int64_t> pruned;
+        for (int64_t i = 0; i < space.size(); ++i)
+            if (below[static_cast<size_t>(i)] == 0.0f) pruned.push_back(i);
+        std::stable_sort(pruned.begin(), pruned.end(), [&](int64_t a, int64_t b) {
+            return scores[static_cast<size_t>(a)] > scores[static_cast<size_t>(b)];
+        });
+        const size_t max_tries = 20000;  // each try is one accounting pass
+        for (size_t t = 0; t < pruned.size() && t < max_tries && fb / target.keep - 1.0 < -kTolerance; ++t) {
+            below[static_cast<size_t>(pruned[t])] = 1.0f;
+            const double f = fraction(below);
+            if (f > target.keep * (1.0 + kTolerance)) below[static_cast<size_t>(pruned[t])] = 0.0f;
+            else fb = f;
+        }
+    }
+    const bool take_above = std::fabs(fa - target.keep) < std::fabs(fb - target.keep);
+    const double achieved = take_above ? fa : fb;
+    SP_REQUIRE(std::fabs(achieved / target.keep - 1.0) <= kTolerance,
+               "prune: the closest reachable kept fraction of " << budget_name(target.kind) << " is " << achieved * 100
+                   << "%, not within 1% of the target " << target.keep * 100
+                   << "% (units too coarse: try a finer granularity or another target)");
+    return take_above ? above : below;
+}
+
+bool is_baseline(const std::string& m) {
+    return m == "random" || m == "magnitude" || m == "magnitude-global" || m == "l1-filter" || m == "bn-scale";
+}
+
+Selection baseline_selection(const std::string& m) {
+    return m == "magnitude" || m == "l1-filter" ? Selection::per_segment : Selection::global;
+}
+
+std::vector<float> baseline_scores(const std::string& method, MaskSpace& space, uint64_t seed) {
+    SP_REQUIRE(is_baseline(method), "prune: unknown baseline '" << method
+                                        << "' (random, magnitude, magnitude-global, l1-filter, bn-scale)");
+    const Granularity g = space.granularity();
+    std::vector<float> scores(static_cast<size_t>(space.size()), 0.0f);
+    if (method == "random") {
+        const uint64_t key = random_stream_key(seed, kPurposeRandomBaseline, 0);
+        for (size_t i = 0; i < scores.size(); ++i) scores[i] = stream_uniform(key, i);
+        return scores;
+    }
+    Model& model = space.model();
+    if (method == "magnitude" || method == "magnitude-global") {
+        SP_REQUIRE(g == Granularity::weight, "prune: " << method << " needs granularity = \"weight\", got " << granularity_name(g));
+        for (const MaskSegment& seg : space.segments()) {
+            const LayerWiring& w = model.wiring()[static_cast<size_t>(seg.layer)];
+            std::vector<float> weight = (w.conv ? w.conv->weight() : w.linear->weight()).to_host();
+            for (int64_t i = 0; i < seg.size; ++i) scores[static_cast<size_t>(seg.offset + i)] = std::fabs(weight[static_cast<size_t>(i)]);
+        }
+        return scores;
+    }
+    SP_REQUIRE(g == Granularity::filter, "prune: " << method << " needs granularity = \"filter\", got " << granularity_name(g));
+    // Per channel of a set: summed over every layer writing the set.
+    for (const MaskSegment& seg : space.segments())
+        for (const LayerWiring& w : model.wiring()) {
+            if (w.out_set != seg.set) continue;
+            if (method == "l1-filter") {
+                std::vector<float> weight = (w.conv ? w.conv->weight() : w.linear->weight()).to_host();
+                const int64_t per = static_cast<int64_t>(weight.size()) / seg.size;
+                for (int64_t c = 0; c < seg.size; ++c) {
+                    double s = 0;
+                    for (int64_t j = 0; j < per; ++j) s += std::fabs(weight[static_cast<size_t>(c * per + j)]);
+                    scores[static_cast<size_t>(seg.offset + c)] += static_cast<float>(s);
+                }
+            } else if (w.bn) {
+                std::vector<float> gamma = w.bn->gamma().to_host();
+                for (int64_t c = 0; c < seg.size; ++c) scores[static_cast<size_t>(seg.offset + c)] += std::fabs(gamma[static_cast<size_t>(c)]);
+            } else {
+                // Network slimming prunes BN channels only: a layer without BN (e.g. a hidden
+                // linear layer) keeps all its units.
+                for (int64_t c = 0; c < seg.size; ++c)
+                    scores[static_cast<size_t>(seg.offset + c)] = std::numeric_limits<float>::infinity();
+            }
+        }
+    return scores;
+}
+
+std::vector<float> baseline_state(const std::string& method, MaskSpace& space, const PruneTarget& target, uint64_t seed) {
+    return select_to_target(space, baseline_scores(method, space, seed), baseline_selection(method), target);
+}
+
+}  // namespace sp

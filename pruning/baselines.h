@@ -1,0 +1,53 @@
+// Baseline pruning methods, each to a target given as a kept fraction of parameters or MACs:
+//   random            random scores                         (any granularity, global ranking)
+//   magnitude         |w|, the same fraction in every layer  (weight granularity)
+//   magnitude-global  |w|, one threshold over all layers     (weight granularity)
+//   l1-filter         L1 norm of each filter, the same fraction in every layer (Li et al. 2017)
+//   bn-scale          |γ| of each channel's BN, one global threshold (network slimming, Liu et al. 2017);
+//                     layers without BN are not pruned
+// The achieved fraction is within 1% (relative) of the target, or an sp::Error says why not.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pruning/accounting.h"
+#include "pruning/mask_space.h"
+
+namespace sp {
+
+enum class BudgetKind { params, macs };
+BudgetKind budget_from_name(const std::string& name);  // "params" | "macs"
+
+struct PruneTarget {
+    BudgetKind kind = BudgetKind::params;
+    double keep = 0.5;  // fraction of the dense model's parameters / MACs to keep
+};
+
+// Kept fraction of `target.kind` under `state`.
+double kept_fraction(const ModelAccount& account, BudgetKind kind);
+
+// How units are chosen from their scores.
+enum class Selection {
+    global,       // the highest-scoring units over the whole space
+    per_segment,  // the same kept fraction of every segment (its highest-scoring units)
+};
+
+// The state keeping the highest-scoring units under `selection` whose kept fraction meets
+// `target` (within 1%); every segment keeps at least its min_kept units. When the selection's
+// steps are too coarse to land within 1%, the best-scoring remaining units that fit are added
+// one by one to the closest state below the target.
+std::vector<float> select_to_target(const MaskSpace& space, const std::vector<float>& scores, Selection selection,
+                                    const PruneTarget& target);
+
+// Unit scores of a baseline (higher = more important) on the host, from the model's weights.
+std::vector<float> baseline_scores(const std::string& method, MaskSpace& space, uint64_t seed);
+Selection baseline_selection(const std::string& method);
+bool is_baseline(const std::string& method);
+
+// The whole baseline: scores, then selection to the target.
+std::vector<float> baseline_state(const std::string& method, MaskSpace& space, const PruneTarget& target,
+                                  uint64_t seed);
+
+}  // namespace sp

@@ -1,0 +1,53 @@
+// Latency measurement of a model's forward pass.
+#include "pruning/latency.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "kernels/check.h"
+#include "kernels/philox.h"
+
+namespace sp {
+
+double measure_latency_ms(Context& ctx, Model& model, int64_t batch, const LatencyOptions& options) {
+    SP_REQUIRE(batch > 0 && options.repeats > 0, "latency: batch and repeats must be positive");
+    const Shape& in = model.input_shape();
+    std::vector<float> values(static_cast<size_t>(batch * in.numel()));
+    const uint64_t key = random_stream_key(ctx.seed(), 0x6c61'7465'6e63'7921ull /* "latency!" */, 0);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = stream_uniform(key, i);
+    Tensor x = Tensor::from_host(values, Shape{batch, in[0], in[1], in[2]}, ctx.device());
+
+    const bool was_training = model.training();
+    model.set_training(false);
+    for (int i = 0; i < options.warmup; ++i) model.forward(ctx, x);
+    ctx.synchronize();
+    std::vector<double> times;
+    if (ctx.device() == Device::cuda) {
+        cudaEvent_t begin, end;
+        SP_CHECK(cudaEventCreate(&begin));
+        SP_CHECK(cudaEventCreate(&end));
+        for (int i = 0; i < options.repeats; ++i) {
+            SP_CHECK(cudaEventRecord(begin, ctx.stream()));
+            model.forward(ctx, x);
+            SP_CHECK(cudaEventRecord(end, ctx.stream()));
+            SP_CHECK(cudaEventSynchronize(end));
+            float ms = 0;
+            SP_CHECK(cudaEventElapsedTime(&ms, begin, end));
+            times.push_back(ms);
+        }
+        cudaEventDestroy(begin);
+        cudaEventDestroy(end);
+    } else {
+        for (int i = 0; i < options.repeats; ++i) {
+            auto t0 = std::chrono::steady_clock::now();
+            model.forward(ctx, x);
+            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+    }
+    model.set_training(was_training);
+    std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+    return times[times.size() / 2];
+}
+
+}  // namespace sp

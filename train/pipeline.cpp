@@ -1,0 +1,191 @@
+// The train → prune → fine-tune → evaluate pipeline.
+#include "train/pipeline.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "kernels/check.h"
+#include "nn/checkpoint.h"
+#include "pruning/accounting.h"
+#include "pruning/baselines.h"
+#include "pruning/latency.h"
+#include "pruning/mask_space.h"
+#include "pruning/surgery.h"
+
+namespace sp {
+
+namespace {
+
+using json = nlohmann::json;
+
+json evaluation(Run& run, Model& model, const TrainConfig& t) {
+    EvalResult r = evaluate(*run.ctx, model, run.data.test, run.data.norm, t.eval_batch_size);
+    return {{"top1", r.top1}, {"top5", r.top5}, {"loss", r.loss}};
+}
+
+MaskSpaceOptions mask_options(const PruneConfig& p) {
+    MaskSpaceOptions o;
+    o.granularity = granularity_from_name(p.granularity);
+    o.gate_after_bn = p.gate_after_bn;
+    o.prune_residual_groups = p.prune_residual_groups;
+    return o;
+}
+
+// The prune stage's result is saved once, so a resumed run re-applies the same mask.
+std::vector<float> pruned_state(Run& run, MaskSpace& space) {
+    const std::string path = run.dir->file("mask.safetensors");
+    if (std::filesystem::exists(path)) {
+        Checkpoint ck = load_checkpoint(path);
+        SP_REQUIRE(ck.meta("method") == run.config.prune.method && ck.meta("granularity") == run.config.prune.granularity,
+                   path << ": mask of method " << ck.meta("method") << " / " << ck.meta("granularity")
+                        << ", the config asks for " << run.config.prune.method << " / " << run.config.prune.granularity);
+        return ck.get("state", Shape{space.size()}).values;
+    }
+    const PruneConfig& p = run.config.prune;
+    std::vector<float> state = baseline_state(p.method, space, PruneTarget{budget_from_name(p.budget), p.keep},
+                                              static_cast<uint64_t>(run.config.seed));
+    Tensor t = Tensor::from_host(state, Shape{space.size()}, Device::cpu);
+    save_checkpoint(path, {{"state", &t}},
+                    {{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
+                     {"keep", json(p.keep).dump()}, {"format", "spinprune-mask"}, {"version", "1"}});
+    return state;
+}
+
+json cost_json(int64_t params, int64_t macs) { return {{"params", params}, {"macs", macs}}; }
+
+json latency_json(Run& run, Model& model) {
+    LatencyOptions lo;
+    return {{"b1", measure_latency_ms(*run.ctx, model, 1, lo)}, {"b128", measure_latency_ms(*run.ctx, model, 128, lo)}};
+}
+
+// Prune `model` (trained) in place per the config: returns the summary's pruning fields. With
+// `finetune`, the masked model is fine-tuned before the final evaluations.
+json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune) {
+    const ExperimentConfig& config = run.config;
+    const TrainConfig& eval_cfg = config.train;
+    auto search_start = Clock::now();
+    MaskSpace space(model, mask_options(config.prune));
+    const std::vector<float> state = pruned_state(run, space);
+    const double search_s = std::chrono::duration<double>(Clock::now() - search_start).count();
+    Tensor units = Tensor::from_host(state, Shape{space.size()}, run.device);
+    space.attach(*run.ctx, units);
+    const ModelAccount acc = account(space, state);
+    summary["mask"] = {{"granularity", config.prune.granularity}, {"units", space.size()},
+                       {"kept_units", std::count(state.begin(), state.end(), 1.0f)}};
+    summary["pruned_before_finetune"] = evaluation(run, model, eval_cfg);
+
+    if (finetune && config.finetune.epochs > 0) {
+        if (!fit(run, model, config.finetune, "finetune")) {
+            summary["completed"] = false;
+            return summary;
+        }
+    }
+    json pruned = evaluation(run, model, eval_cfg);
+    pruned.update(cost_json(acc.params, acc.macs));
+    summary["pruned"] = pruned;
+    summary["params_kept"] = acc.params_kept();
+    summary["macs_kept"] = acc.macs_kept();
+    json per_layer = json::array();
+    for (const LayerAccount& l : acc.layers)
+        per_layer.push_back({{"name", l.name}, {"out", l.out_kept}, {"out_dense", l.out_total}, {"in", l.in_kept},
+                             {"in_dense", l.in_total}, {"params", l.params}, {"macs", l.macs}});
+    summary["layers"] = per_layer;
+
+    json latency = {{"dense", latency_json(run, *run.model)}};  // filled below for the pruned network
+    if (space.granularity() == Granularity::filter) {
+        // Physically smaller: the compacted network must agree with the masked one.
+        std::unique_ptr<Model> compact = compact_model(model, space.kept_channels(state));
+        json compacted = evaluation(run, *compact, eval_cfg);
+        compacted.update(cost_json(compact->parameter_count(), compact->macs_per_image()));
+        summary["compacted"] = compacted;
+        std::map<std::string, std::string> meta = {{"widths", json(model_widths(*compact)).dump()}};
+        save_model(run.dir->file("pruned.safetensors"), *compact, config, meta);
+        latency["pruned"] = latency_json(run, *compact);
+    } else {
+        // Unstructured masks leave the dense shapes: the pruned network runs at dense cost.
+        latency["pruned"] = latency_json(run, model);
+    }
+    space.detach();
+    summary["latency_ms"] = latency;
+    summary["time_s"]["search"] = search_s;
+    return summary;
+}
+
+json base_summary(Run& run, Model& model) {
+    return {{"experiment", run.config.name}, {"dataset", run.config.data.dataset}, {"model", model.name()},
+            {"method", run.config.prune.method}, {"seed", run.config.seed},
+            {"device", run.environment["device_name"]}, {"completed", true},
+            {"time_s", {{"pretrain", 0.0}, {"search", 0.0}, {"finetune", 0.0}}}};
+}
+
+void print_summary(const json& summary) {
+    json rows = json::array();
+    auto row = [&](const char* stage, const json& r) {
+        rows.push_back({{"experiment", summary["experiment"]}, {"model", summary["model"]}, {"stage", stage},
+                        {"params", r["params"]}, {"macs", r["macs"]}, {"top1", r["top1"]}, {"top5", r["top5"]}});
+    };
+    row("baseline", summary["baseline"]);
+    if (summary.contains("pruned")) row("pruned (masked)", summary["pruned"]);
+    if (summary.contains("compacted")) row("pruned (compacted)", summary["compacted"]);
+    print_result_table(rows);
+    if (summary.contains("params_kept"))
+        std::printf("kept: %.2f%% of parameters, %.2f%% of MACs (1 MAC = 2 FLOPs); latency b1 %.3f -> %.3f ms, "
+                    "b128 %.3f -> %.3f ms\n",
+                    100 * summary["params_kept"].get<double>(), 100 * summary["macs_kept"].get<double>(),
+                    summary["latency_ms"]["dense"]["b1"].get<double>(), summary["latency_ms"]["pruned"]["b1"].get<double>(),
+                    summary["latency_ms"]["dense"]["b128"].get<double>(),
+                    summary["latency_ms"]["pruned"]["b128"].get<double>());
+}
+
+}  // namespace
+
+json run_experiment(const ExperimentConfig& config, const TrainOptions& options) {
+    Run run(config, options);
+    Model& model = *run.model;
+    json summary = base_summary(run, model);
+    if (!config.prune.baseline_checkpoint.empty()) {
+        load_model_weights(model, config.prune.baseline_checkpoint);
+    } else if (!fit(run, model, config.train, "train")) {
+        summary["completed"] = false;
+        return summary;
+    }
+    summary["time_s"]["pretrain"] = run.phase_seconds["train"];
+    json baseline = evaluation(run, model, config.train);
+    baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
+    summary["baseline"] = baseline;
+    save_model(run.dir->file("baseline.safetensors"), model, config);
+
+    if (config.prune.method != "none") {
+        summary = prune_and_evaluate(run, model, summary, /*finetune=*/true);
+        if (!summary["completed"].get<bool>()) return summary;
+        summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
+    }
+    summary["time_s"]["total"] = run.seconds();
+    run.dir->write_json("summary.json", summary);
+    if (!options.quiet) {
+        print_summary(summary);
+        std::printf("run directory: %s\n", run.dir->path().c_str());
+    }
+    return summary;
+}
+
+json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpoint, const TrainOptions& options) {
+    SP_REQUIRE(config.prune.method != "none", config.source << ": key 'prune.method': `spinprune prune` needs a method");
+    Run run(config, options);
+    Model& model = *run.model;
+    load_model_weights(model, checkpoint);
+    json summary = base_summary(run, model);
+    json baseline = evaluation(run, model, config.train);
+    baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
+    summary["baseline"] = baseline;
+    summary = prune_and_evaluate(run, model, summary, /*finetune=*/false);
+    summary["time_s"]["total"] = run.seconds();
+    run.dir->write_json("summary.json", summary);
+    if (!options.quiet) {
+        print_summary(summary);
+        std::printf("run directory: %s\n", run.dir->path().c_str());
+    }
+    return summary;
+}
+
+}  // namespace sp
