@@ -16,6 +16,40 @@
 
 namespace sp {
 
+// The pruning masks a layer applies without touching its stored weights: an output-channel
+// gate — (C), or (P, C) for a member-major batch of P·B images where rows [p·B, (p+1)·B) use
+// row p — multiplying y last in forward and dy first in backward, and (conv/linear) a
+// per-weight mask: forward and backward-data use w ⊙ m (scratch memory) and the weight
+// gradient is multiplied by m. A gated channel thus behaves like a filter whose weights and
+// bias are zero, and gets zero gradient. Masks are non-owning; null = none.
+class LayerMasks {
+public:
+    LayerMasks(const std::string& layer, int64_t channels) : layer_(layer), channels_(channels) {}
+    void set_output(const Tensor* mask);
+    void set_weight(const Tensor* mask, const Shape& weight_shape);
+    const Tensor* output() const { return output_; }
+    const Tensor* weight() const { return weight_; }
+
+    // A population gate (P, C) needs a batch of P·B images.
+    void check_batch(const Shape& input) const;
+    // Forward: checks the batch, and returns w or w ⊙ m.
+    const Tensor& forward_weight(Context& ctx, const Tensor& w, const Shape& input);
+    // Backward: the weight the last forward used (the weights have not changed since).
+    const Tensor& backward_weight(const Tensor& w) const { return weight_used_ ? masked_weight_ : w; }
+    void gate_output(Context& ctx, Tensor& y) const;
+    const Tensor& gate_gradient(Context& ctx, const Tensor& dy);  // dy or dy ⊙ gate
+    void mask_weight_gradient(Context& ctx, Tensor& dw) const;
+
+private:
+    std::string layer_;
+    int64_t channels_;
+    const Tensor* output_ = nullptr;
+    const Tensor* weight_ = nullptr;
+    bool weight_used_ = false;  // whether the last forward used masked_weight_
+    Tensor masked_weight_;      // w ⊙ mask
+    Tensor masked_dy_;          // dy ⊙ gate
+};
+
 class Conv2d : public Module {
 public:
     Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int64_t out_channels,
@@ -24,10 +58,10 @@ public:
     // population of gates (P, out_channels) for a member-major batch of P·B images, and a
     // per-weight mask (shape of the weight). Applied in forward and backward; the stored weights
     // are never modified.
-    void set_output_mask(const Tensor* mask);
+    void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }
     void set_weight_mask(const Tensor* mask);
-    const Tensor* output_mask() const { return output_mask_; }
-    const Tensor* weight_mask() const { return weight_mask_; }
+    const Tensor* output_mask() const { return masks_.output(); }
+    const Tensor* weight_mask() const { return masks_.weight(); }
     Tensor weight() const;  // (K, C/g, R, S)
     Tensor weight_grad() const;
     bool has_bias() const { return bias_index_ >= 0; }
@@ -55,22 +89,18 @@ private:
     std::string name_;
     int64_t in_channels_, out_channels_, kernel_, stride_, padding_, groups_;
     int weight_index_ = -1, bias_index_ = -1;
-    const Tensor* output_mask_ = nullptr;
-    const Tensor* weight_mask_ = nullptr;
-    bool weight_masked_ = false;  // whether the last forward used masked_weight_
-    Tensor x_;                    // view of the last input (N, C, H, W)
+    LayerMasks masks_{name_, out_channels_};
+    Tensor x_;  // view of the last input (N, C, H, W)
     Tensor y_, dx_;
-    Tensor masked_weight_;        // w ⊙ mask (K, C/g, R, S)
-    Tensor masked_dy_;            // dy ⊙ output mask (N, K, P, Q)
 };
 
 class Linear : public Module {
 public:
     Linear(ParameterStore& store, std::string name, int64_t in_features, int64_t out_features, bool bias = true);
-    void set_output_mask(const Tensor* mask);  // (out_features) or (P, out_features)
-    void set_weight_mask(const Tensor* mask);  // (out_features, in_features)
-    const Tensor* output_mask() const { return output_mask_; }
-    const Tensor* weight_mask() const { return weight_mask_; }
+    void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }  // (OUT) or (P, OUT)
+    void set_weight_mask(const Tensor* mask);                                // (OUT, IN)
+    const Tensor* output_mask() const { return masks_.output(); }
+    const Tensor* weight_mask() const { return masks_.weight(); }
     Tensor weight() const;  // (OUT, IN)
     Tensor weight_grad() const;
     bool has_bias() const { return bias_index_ >= 0; }
@@ -92,13 +122,9 @@ private:
     std::string name_;
     int64_t in_features_, out_features_;
     int weight_index_ = -1, bias_index_ = -1;
-    const Tensor* output_mask_ = nullptr;
-    const Tensor* weight_mask_ = nullptr;
-    bool weight_masked_ = false;
+    LayerMasks masks_{name_, out_features_};
     Tensor x_;  // view of the last input (N, IN)
     Tensor y_, dx_;
-    Tensor masked_weight_;  // (OUT, IN)
-    Tensor masked_dy_;      // (N, OUT)
 };
 
 class BatchNorm2d : public Module {
@@ -106,8 +132,8 @@ public:
     BatchNorm2d(ParameterStore& store, std::string name, int64_t channels, float momentum = 0.1f, float eps = 1e-5f);
     // Output-channel gate after the affine map (non-owning; null = none): (C), or (P, C) for a
     // member-major batch of P·B images. Multiplies y in forward and dy first in backward.
-    void set_output_mask(const Tensor* mask);
-    const Tensor* output_mask() const { return output_mask_; }
+    void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }
+    const Tensor* output_mask() const { return masks_.output(); }
     Tensor gamma() const;  // (C), trainable
     Tensor beta() const;
     Tensor running_mean() const;  // (C), state
@@ -130,10 +156,9 @@ private:
     float momentum_, eps_;
     int gamma_index_ = -1, beta_index_ = -1, mean_index_ = -1, var_index_ = -1;
     bool forward_was_training_ = true;
-    const Tensor* output_mask_ = nullptr;
+    LayerMasks masks_{name_, channels_};
     Tensor x_;  // view of the last input (N, C, H, W)
     Tensor y_, dx_;
-    Tensor masked_dy_;                   // dy ⊙ output mask
     Tensor saved_mean_, saved_invstd_;   // (C)
     Tensor zeros_, ones_, xhat_;         // eval-mode backward scratch: (C), (C), (N, C, H, W)
 };

@@ -1,37 +1,57 @@
-// Conv2d and Linear: weights from the parameter store, pruning masks applied on the fly.
-// With a weight mask, forward and backward-data use w ⊙ m (a scratch tensor) and the weight
-// gradient is multiplied by m; with an output mask, y and the incoming dy are multiplied by it,
-// so a gated channel behaves like a filter with zero weights and bias and gets zero gradient.
-// An output mask (P, K) gates a member-major batch of P·B images: rows [p·B, (p+1)·B) use row p.
+// Conv2d and Linear (weights from the parameter store), and the pruning masks they and
+// BatchNorm2d apply on the fly (LayerMasks, see nn/layers.h).
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
 
 namespace sp {
 
-namespace {
+// ------------------------------------------------------------------------------ LayerMasks
 
-void require_mask(const std::string& layer, const char* what, const Tensor* mask, const Shape& expected) {
-    if (!mask) return;
-    SP_REQUIRE(mask->shape() == expected,
-               layer << ": " << what << " has shape " << mask->shape().str() << ", expected " << expected.str());
+void LayerMasks::set_output(const Tensor* mask) {
+    if (mask) {
+        const bool ok = (mask->rank() == 1 && mask->dim(0) == channels_) ||
+                        (mask->rank() == 2 && mask->dim(0) > 0 && mask->dim(1) == channels_);
+        SP_REQUIRE(ok, layer_ << ": output mask has shape " << mask->shape().str() << ", expected (" << channels_
+                              << ") or (P, " << channels_ << ")");
+    }
+    output_ = mask;
 }
 
-}  // namespace
-
-static void require_output_mask(const std::string& layer, const Tensor* mask, int64_t channels) {
-    if (!mask) return;
-    const bool ok = (mask->rank() == 1 && mask->dim(0) == channels) ||
-                    (mask->rank() == 2 && mask->dim(0) > 0 && mask->dim(1) == channels);
-    SP_REQUIRE(ok, layer << ": output mask has shape " << mask->shape().str() << ", expected (" << channels
-                         << ") or (P, " << channels << ")");
+void LayerMasks::set_weight(const Tensor* mask, const Shape& weight_shape) {
+    SP_REQUIRE(!mask || mask->shape() == weight_shape,
+               layer_ << ": weight mask has shape " << mask->shape().str() << ", expected " << weight_shape.str());
+    weight_ = mask;
 }
 
-static void require_mask_batch(const std::string& layer, const Tensor* mask, const Shape& input) {
-    if (!mask || mask->rank() != 2) return;
-    SP_REQUIRE(input[0] % mask->dim(0) == 0,
-               layer << ": a population of " << mask->dim(0) << " output masks needs a batch of P·B images, got "
-                     << input.str());
+void LayerMasks::check_batch(const Shape& input) const {
+    SP_REQUIRE(!output_ || output_->rank() != 2 || input[0] % output_->dim(0) == 0,
+               layer_ << ": a population of " << output_->dim(0) << " output masks needs a batch of P·B images, got "
+                      << input.str());
+}
+
+const Tensor& LayerMasks::forward_weight(Context& ctx, const Tensor& w, const Shape& input) {
+    check_batch(input);
+    weight_used_ = weight_ != nullptr;
+    if (!weight_used_) return w;
+    ensure_shape(masked_weight_, w.shape(), ctx.device());
+    multiply(ctx, w, *weight_, masked_weight_);
+    return masked_weight_;
+}
+
+void LayerMasks::gate_output(Context& ctx, Tensor& y) const {
+    if (output_) scale_channels(ctx, y, *output_, y);
+}
+
+const Tensor& LayerMasks::gate_gradient(Context& ctx, const Tensor& dy) {
+    if (!output_) return dy;
+    ensure_shape(masked_dy_, dy.shape(), ctx.device());
+    scale_channels(ctx, dy, *output_, masked_dy_);
+    return masked_dy_;
+}
+
+void LayerMasks::mask_weight_gradient(Context& ctx, Tensor& dw) const {
+    if (weight_used_) multiply(ctx, dw, *weight_, dw);
 }
 
 // ---------------------------------------------------------------------------------- Conv2d
@@ -52,14 +72,8 @@ Conv2d::Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int
     if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_channels}, Init::fan_in_uniform, fan_in);
 }
 
-void Conv2d::set_output_mask(const Tensor* mask) {
-    require_output_mask(name_, mask, out_channels_);
-    output_mask_ = mask;
-}
-
 void Conv2d::set_weight_mask(const Tensor* mask) {
-    require_mask(name_, "weight mask", mask, Shape{out_channels_, in_channels_ / groups_, kernel_, kernel_});
-    weight_mask_ = mask;
+    masks_.set_weight(mask, Shape{out_channels_, in_channels_ / groups_, kernel_, kernel_});
 }
 
 Tensor Conv2d::weight() const { return store_.value(weight_index_); }
@@ -101,16 +115,11 @@ int64_t Conv2d::macs(const Shape& input) const {
 Tensor& Conv2d::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
-    require_mask_batch(name_, output_mask_, x.shape());
     Tensor w = weight();
-    weight_masked_ = weight_mask_ != nullptr;
-    if (weight_masked_) {
-        ensure_shape(masked_weight_, w.shape(), ctx.device());
-        multiply(ctx, w, *weight_mask_, masked_weight_);
-    }
+    const Tensor& effective = masks_.forward_weight(ctx, w, x.shape());
     Tensor b = has_bias() ? bias() : Tensor();
-    conv2d_forward(ctx, x, weight_masked_ ? masked_weight_ : w, has_bias() ? &b : nullptr, geometry(), y_);
-    if (output_mask_) scale_channels(ctx, y_, *output_mask_, y_);
+    conv2d_forward(ctx, x, effective, has_bias() ? &b : nullptr, geometry(), y_);
+    masks_.gate_output(ctx, y_);
     x_ = x.view();
     return y_;
 }
@@ -120,22 +129,15 @@ Tensor& Conv2d::backward(Context& ctx, const Tensor& dy) {
     SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
     SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
                                                << ", expected the output shape " << y_.shape().str());
-    const Tensor* g = &dy;
-    if (output_mask_) {
-        ensure_shape(masked_dy_, dy.shape(), ctx.device());
-        scale_channels(ctx, dy, *output_mask_, masked_dy_);
-        g = &masked_dy_;
-    }
-    // The weights have not changed since forward, so masked_weight_ is still w ⊙ m.
-    Tensor w = weight();
+    const Tensor& g = masks_.gate_gradient(ctx, dy);
     ensure_shape(dx_, x_.shape(), ctx.device());
-    conv2d_backward_data(ctx, *g, weight_masked_ ? masked_weight_ : w, geometry(), dx_, GradMode::overwrite);
+    conv2d_backward_data(ctx, g, masks_.backward_weight(weight()), geometry(), dx_, GradMode::overwrite);
     Tensor dw = weight_grad();
-    conv2d_backward_weight(ctx, x_, *g, geometry(), dw, GradMode::overwrite);
-    if (weight_masked_) multiply(ctx, dw, *weight_mask_, dw);
+    conv2d_backward_weight(ctx, x_, g, geometry(), dw, GradMode::overwrite);
+    masks_.mask_weight_gradient(ctx, dw);
     if (has_bias()) {
         Tensor db = bias_grad();
-        channel_sum(ctx, *g, db, GradMode::overwrite);
+        channel_sum(ctx, g, db, GradMode::overwrite);
     }
     return dx_;
 }
@@ -151,15 +153,7 @@ Linear::Linear(ParameterStore& store, std::string name, int64_t in_features, int
     if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_features}, Init::fan_in_uniform, in_features);
 }
 
-void Linear::set_output_mask(const Tensor* mask) {
-    require_output_mask(name_, mask, out_features_);
-    output_mask_ = mask;
-}
-
-void Linear::set_weight_mask(const Tensor* mask) {
-    require_mask(name_, "weight mask", mask, Shape{out_features_, in_features_});
-    weight_mask_ = mask;
-}
+void Linear::set_weight_mask(const Tensor* mask) { masks_.set_weight(mask, Shape{out_features_, in_features_}); }
 
 Tensor Linear::weight() const { return store_.value(weight_index_); }
 Tensor Linear::weight_grad() const { return store_.grad(weight_index_); }
@@ -183,16 +177,11 @@ Shape Linear::output_shape(const Shape& in) const {
 Tensor& Linear::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
-    require_mask_batch(name_, output_mask_, x.shape());
     Tensor w = weight();
-    weight_masked_ = weight_mask_ != nullptr;
-    if (weight_masked_) {
-        ensure_shape(masked_weight_, w.shape(), ctx.device());
-        multiply(ctx, w, *weight_mask_, masked_weight_);
-    }
+    const Tensor& effective = masks_.forward_weight(ctx, w, x.shape());
     Tensor b = has_bias() ? bias() : Tensor();
-    linear_forward(ctx, x, weight_masked_ ? masked_weight_ : w, has_bias() ? &b : nullptr, y_);
-    if (output_mask_) scale_channels(ctx, y_, *output_mask_, y_);
+    linear_forward(ctx, x, effective, has_bias() ? &b : nullptr, y_);
+    masks_.gate_output(ctx, y_);
     x_ = x.view();
     return y_;
 }
@@ -202,21 +191,15 @@ Tensor& Linear::backward(Context& ctx, const Tensor& dy) {
     SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
     SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
                                                << ", expected the output shape " << y_.shape().str());
-    const Tensor* g = &dy;
-    if (output_mask_) {
-        ensure_shape(masked_dy_, dy.shape(), ctx.device());
-        scale_channels(ctx, dy, *output_mask_, masked_dy_);
-        g = &masked_dy_;
-    }
-    Tensor w = weight();
+    const Tensor& g = masks_.gate_gradient(ctx, dy);
     ensure_shape(dx_, x_.shape(), ctx.device());
-    linear_backward_data(ctx, *g, weight_masked_ ? masked_weight_ : w, dx_, GradMode::overwrite);
+    linear_backward_data(ctx, g, masks_.backward_weight(weight()), dx_, GradMode::overwrite);
     Tensor dw = weight_grad();
-    linear_backward_weight(ctx, x_, *g, dw, GradMode::overwrite);
-    if (weight_masked_) multiply(ctx, dw, *weight_mask_, dw);
+    linear_backward_weight(ctx, x_, g, dw, GradMode::overwrite);
+    masks_.mask_weight_gradient(ctx, dw);
     if (has_bias()) {
         Tensor db = bias_grad();
-        channel_sum(ctx, *g, db, GradMode::overwrite);
+        channel_sum(ctx, g, db, GradMode::overwrite);
     }
     return dx_;
 }

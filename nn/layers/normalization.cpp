@@ -18,16 +18,6 @@ BatchNorm2d::BatchNorm2d(ParameterStore& store, std::string name, int64_t channe
     var_index_ = store_.add_state(name_ + ".running_var", Shape{channels}, Init::ones);
 }
 
-void BatchNorm2d::set_output_mask(const Tensor* mask) {
-    if (mask) {
-        const bool ok = (mask->rank() == 1 && mask->dim(0) == channels_) ||
-                        (mask->rank() == 2 && mask->dim(0) > 0 && mask->dim(1) == channels_);
-        SP_REQUIRE(ok, name_ << ": output mask has shape " << mask->shape().str() << ", expected (" << channels_
-                             << ") or (P, " << channels_ << ")");
-    }
-    output_mask_ = mask;
-}
-
 Tensor BatchNorm2d::gamma() const { return store_.value(gamma_index_); }
 Tensor BatchNorm2d::beta() const { return store_.value(beta_index_); }
 Tensor BatchNorm2d::running_mean() const { return store_.state(mean_index_); }
@@ -60,12 +50,8 @@ Tensor& BatchNorm2d::forward(Context& ctx, const Tensor& x) {
     } else {
         batchnorm_forward_eval(ctx, x4, g, b, rm, rv, eps_, y4);
     }
-    if (output_mask_) {
-        SP_REQUIRE(output_mask_->rank() == 1 || x.dim(0) % output_mask_->dim(0) == 0,
-                   name_ << ": a population of " << output_mask_->dim(0)
-                         << " output masks needs a batch of P·B images, got " << x.shape().str());
-        scale_channels(ctx, y_, *output_mask_, y_);
-    }
+    masks_.check_batch(x.shape());
+    masks_.gate_output(ctx, y_);
     x_ = x4.view();
     return y_;
 }
@@ -77,14 +63,9 @@ Tensor& BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
                                                << ", expected the output shape " << y_.shape().str());
     ensure_shape(dx_, y_.shape(), ctx.device());
     Tensor g = gamma(), dg = store_.grad(gamma_index_), db = store_.grad(beta_index_);
-    const Tensor* gy = &dy;
-    if (output_mask_) {  // the gate came last in forward, so it comes first here
-        ensure_shape(masked_dy_, dy.shape(), ctx.device());
-        scale_channels(ctx, dy, *output_mask_, masked_dy_);
-        gy = &masked_dy_;
-    }
+    const Tensor& gy = masks_.gate_gradient(ctx, dy);  // the gate came last in forward
     // x_ is the input viewed as (N, C, H, W); dy and dx are viewed alike.
-    Tensor dy4 = gy->reshaped(x_.shape()), dx4 = dx_.reshaped(x_.shape());
+    Tensor dy4 = gy.reshaped(x_.shape()), dx4 = dx_.reshaped(x_.shape());
     if (forward_was_training_) {
         batchnorm_backward(ctx, x_, dy4, g, saved_mean_, saved_invstd_, dx4, dg, db, GradMode::overwrite);
         return dx_;
