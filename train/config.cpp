@@ -256,7 +256,7 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
 
     Section prune(root, path, "prune");
     PruneConfig& p = c.prune;
-    prune.read("method", p.method, {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale"});
+    prune.read("method", p.method, {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "edropout"});
     prune.read("granularity", p.granularity, {"filter", "weight", "kernel"});
     prune.read("budget", p.budget, {"params", "macs"});
     prune.read("keep", p.keep);
@@ -264,6 +264,21 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.read("gate_after_bn", p.gate_after_bn);
     prune.read("prune_residual_groups", p.prune_residual_groups);
     prune.read("baseline_checkpoint", p.baseline_checkpoint);
+    prune.read("members", p.members);
+    prune.require_range<int64_t>("members", p.members, 4, 4096);
+    prune.read("mutation_rate", p.mutation_rate);
+    prune.require_range("mutation_rate", p.mutation_rate, 0.0, 1.0);
+    prune.read("crossover", p.crossover);
+    prune.require_range("crossover", p.crossover, 0.0, 1.0);
+    prune.read("rule", p.rule, {"reference", "textbook"});
+    prune.read("energy", p.energy, {"margin", "cross-entropy", "error"});
+    prune.read("member_batch_statistics", p.member_batch_statistics);
+    prune.read("min_epochs", p.min_epochs);
+    prune.require_range<int64_t>("min_epochs", p.min_epochs, -1, 100000);
+    prune.read("patience", p.patience);
+    prune.require_range<int64_t>("patience", p.patience, 1, INT64_MAX);
+    prune.read("min_generations", p.min_generations);
+    prune.require_range<int64_t>("min_generations", p.min_generations, 0, INT64_MAX);
     prune.reject_unknown();
     return c;
 }
@@ -295,7 +310,11 @@ std::string to_toml(const ExperimentConfig& c) {
         {"prune", toml::table{{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
                               {"keep", p.keep}, {"gate_after_bn", p.gate_after_bn},
                               {"prune_residual_groups", p.prune_residual_groups},
-                              {"baseline_checkpoint", p.baseline_checkpoint}}},
+                              {"baseline_checkpoint", p.baseline_checkpoint}, {"members", p.members},
+                              {"mutation_rate", p.mutation_rate}, {"crossover", p.crossover}, {"rule", p.rule},
+                              {"energy", p.energy}, {"member_batch_statistics", p.member_batch_statistics},
+                              {"min_epochs", p.min_epochs}, {"patience", p.patience},
+                              {"min_generations", p.min_generations}}},
         {"finetune", train_table(c.finetune)},
     };
     std::ostringstream out;

@@ -46,13 +46,23 @@ struct TrainConfig {
 
 // The prune stage of `spinprune run` (method "none": train and evaluate only).
 struct PruneConfig {
-    std::string method = "none";       // none | random | magnitude | magnitude-global | l1-filter | bn-scale
+    std::string method = "none";  // none | random | magnitude | magnitude-global | l1-filter | bn-scale | edropout
     std::string granularity = "filter";  // filter | weight | kernel
     std::string budget = "params";     // params | macs: what `keep` is a fraction of
     double keep = 0.5;                 // fraction of the dense model's parameters / MACs kept
     bool gate_after_bn = true;         // filter masks: gate after BN (true removal) or before it
     bool prune_residual_groups = false;
     std::string baseline_checkpoint;   // "" = train the baseline as [train] says
+    // edropout: the search runs during [train]; `keep` and `budget` are not used by it.
+    int64_t members = 8;               // population size P
+    double mutation_rate = 0.1;        // probability of DE's per-unit flag F
+    double crossover = 0.9;            // CR
+    std::string rule = "reference";    // reference | textbook (binary DE mutation rule)
+    std::string energy = "margin";     // margin | cross-entropy | error
+    bool member_batch_statistics = false;  // BN per member's batch statistics while evaluating
+    int64_t min_epochs = -1;           // the search may stop from this epoch (-1 = half of train.epochs)
+    int64_t patience = 50;             // generations without a change of the best energy
+    int64_t min_generations = 1000;
 };
 
 struct ExperimentConfig {

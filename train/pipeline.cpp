@@ -8,6 +8,7 @@
 #include "nn/checkpoint.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
+#include "pruning/edropout.h"
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
 #include "pruning/surgery.h"
@@ -31,7 +32,7 @@ MaskSpaceOptions mask_options(const PruneConfig& p) {
     return o;
 }
 
-// The prune stage's result is saved once, so a resumed run re-applies the same mask.
+// The prune stage's result is saved (save_mask), so a resumed run re-applies the same mask.
 std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     const std::string path = run.dir->file("mask.safetensors");
     if (std::filesystem::exists(path)) {
@@ -42,13 +43,16 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
         return ck.get("state", Shape{space.size()}).values;
     }
     const PruneConfig& p = run.config.prune;
-    std::vector<float> state = baseline_state(p.method, space, PruneTarget{budget_from_name(p.budget), p.keep},
-                                              static_cast<uint64_t>(run.config.seed));
+    return baseline_state(p.method, space, PruneTarget{budget_from_name(p.budget), p.keep},
+                          static_cast<uint64_t>(run.config.seed));
+}
+
+void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state) {
+    const PruneConfig& p = run.config.prune;
     Tensor t = Tensor::from_host(state, Shape{space.size()}, Device::cpu);
-    save_checkpoint(path, {{"state", &t}},
+    save_checkpoint(run.dir->file("mask.safetensors"), {{"state", &t}},
                     {{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
                      {"keep", json(p.keep).dump()}, {"format", "spinprune-mask"}, {"version", "1"}});
-    return state;
 }
 
 json cost_json(int64_t params, int64_t macs) { return {{"params", params}, {"macs", macs}}; }
@@ -58,15 +62,13 @@ json latency_json(Run& run, Model& model) {
     return {{"b1", measure_latency_ms(*run.ctx, model, 1, lo)}, {"b128", measure_latency_ms(*run.ctx, model, 128, lo)}};
 }
 
-// Prune `model` (trained) in place per the config: returns the summary's pruning fields. With
-// `finetune`, the masked model is fine-tuned before the final evaluations.
-json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune) {
+// Applies the pruned `state` of `space` to the trained `model` and fills the summary's pruning
+// fields. With `finetune`, the masked model is fine-tuned before the final evaluations.
+json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, MaskSpace& space,
+                        const std::vector<float>& state, double search_s) {
     const ExperimentConfig& config = run.config;
     const TrainConfig& eval_cfg = config.train;
-    auto search_start = Clock::now();
-    MaskSpace space(model, mask_options(config.prune));
-    const std::vector<float> state = pruned_state(run, space);
-    const double search_s = std::chrono::duration<double>(Clock::now() - search_start).count();
+    if (!std::filesystem::exists(run.dir->file("mask.safetensors"))) save_mask(run, space, state);
     Tensor units = Tensor::from_host(state, Shape{space.size()}, run.device);
     space.attach(*run.ctx, units);
     const ModelAccount acc = account(space, state);
@@ -111,6 +113,51 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune) {
     return summary;
 }
 
+// Baselines: the state from the trained model's weights, timed as the search.
+json prune_with_baseline(Run& run, Model& model, json summary, bool finetune) {
+    auto search_start = Clock::now();
+    MaskSpace space(model, mask_options(run.config.prune));
+    const std::vector<float> state = pruned_state(run, space);
+    const double search_s = std::chrono::duration<double>(Clock::now() - search_start).count();
+    return prune_and_evaluate(run, model, summary, finetune, space, state, search_s);
+}
+
+// EDropout's search as a hook of the training phase.
+class EDropoutHook : public PhaseHook {
+public:
+    explicit EDropoutHook(EDropoutSearch& search) : search_(search) {}
+    void before_step(Context& ctx, Model&, const Tensor& images, const Tensor& labels, int64_t epoch) override {
+        auto start = Clock::now();
+        search_.before_step(ctx, images, labels, epoch);
+        seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+    }
+    json end_epoch(Context& ctx) override { return search_.epoch_log(ctx); }
+    void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const override {
+        search_.save(tensors, meta);
+    }
+    void restore(Context& ctx, const Checkpoint& ck) override { search_.restore(ctx, ck); }
+    double seconds() const { return seconds_; }
+
+private:
+    EDropoutSearch& search_;
+    double seconds_ = 0;
+};
+
+EDropoutOptions edropout_options(const ExperimentConfig& c) {
+    const PruneConfig& p = c.prune;
+    EDropoutOptions o;
+    o.evolution.members = p.members;
+    o.evolution.mutation_rate = p.mutation_rate;
+    o.evolution.crossover = p.crossover;
+    o.evolution.rule = p.rule == "textbook" ? MutationRule::textbook : MutationRule::reference;
+    o.evaluation.energy = energy_from_name(p.energy);
+    o.evaluation.member_batch_statistics = p.member_batch_statistics;
+    o.min_epochs = p.min_epochs >= 0 ? p.min_epochs : c.train.epochs / 2;
+    o.patience = p.patience;
+    o.min_generations = p.min_generations;
+    return o;
+}
+
 json base_summary(Run& run, Model& model) {
     return {{"experiment", run.config.name}, {"dataset", run.config.data.dataset}, {"model", model.name()},
             {"method", run.config.prune.method}, {"seed", run.config.seed},
@@ -143,22 +190,46 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
     Run run(config, options);
     Model& model = *run.model;
     json summary = base_summary(run, model);
-    if (!config.prune.baseline_checkpoint.empty()) {
-        load_model_weights(model, config.prune.baseline_checkpoint);
-    } else if (!fit(run, model, config.train, "train")) {
-        summary["completed"] = false;
-        return summary;
-    }
-    summary["time_s"]["pretrain"] = run.phase_seconds["train"];
-    json baseline = evaluation(run, model, config.train);
-    baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
-    summary["baseline"] = baseline;
-    save_model(run.dir->file("baseline.safetensors"), model, config);
-
-    if (config.prune.method != "none") {
-        summary = prune_and_evaluate(run, model, summary, /*finetune=*/true);
+    if (config.prune.method == "edropout") {
+        // Trains and prunes at once; the baseline is the same network with every unit kept
+        // (the paper's (F) evaluation), the pruned one has the best state applied ((P)).
+        SP_REQUIRE(config.prune.baseline_checkpoint.empty(),
+                   config.source << ": edropout trains from scratch: remove prune.baseline_checkpoint");
+        MaskSpace space(model, mask_options(config.prune));
+        EDropoutSearch search(space, edropout_options(config), *run.ctx);
+        EDropoutHook hook(search);
+        if (!fit(run, model, config.train, "train", &hook)) {
+            summary["completed"] = false;
+            return summary;
+        }
+        space.detach();
+        json baseline = evaluation(run, model, config.train);
+        baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
+        summary["baseline"] = baseline;
+        summary["baseline_kind"] = "(F): the EDropout-trained network with every unit kept";
+        summary["search"] = {{"generations", search.generations()}, {"converged", search.converged()},
+                             {"seconds_per_generation", search.generations() ? hook.seconds() / search.generations() : 0.0}};
+        summary["time_s"]["pretrain"] = run.phase_seconds["train"];
+        summary = prune_and_evaluate(run, model, summary, /*finetune=*/true, space, search.best_state_host(), hook.seconds());
         if (!summary["completed"].get<bool>()) return summary;
         summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
+    } else {
+        if (!config.prune.baseline_checkpoint.empty()) {
+            load_model_weights(model, config.prune.baseline_checkpoint);
+        } else if (!fit(run, model, config.train, "train")) {
+            summary["completed"] = false;
+            return summary;
+        }
+        summary["time_s"]["pretrain"] = run.phase_seconds["train"];
+        json baseline = evaluation(run, model, config.train);
+        baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
+        summary["baseline"] = baseline;
+        save_model(run.dir->file("baseline.safetensors"), model, config);
+        if (config.prune.method != "none") {
+            summary = prune_with_baseline(run, model, summary, /*finetune=*/true);
+            if (!summary["completed"].get<bool>()) return summary;
+            summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
+        }
     }
     summary["time_s"]["total"] = run.seconds();
     run.dir->write_json("summary.json", summary);
@@ -178,7 +249,8 @@ json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpo
     json baseline = evaluation(run, model, config.train);
     baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
     summary["baseline"] = baseline;
-    summary = prune_and_evaluate(run, model, summary, /*finetune=*/false);
+    SP_REQUIRE(config.prune.method != "edropout", "`spinprune prune` runs the baselines; edropout trains and prunes at once (use `spinprune run`)");
+    summary = prune_with_baseline(run, model, summary, /*finetune=*/false);
     summary["time_s"]["total"] = run.seconds();
     run.dir->write_json("summary.json", summary);
     if (!options.quiet) {

@@ -85,10 +85,14 @@ std::vector<std::pair<std::string, const Tensor*>> model_tensors(Model& model, s
 }
 
 void save_training_checkpoint(const std::string& path, Model& model, Optimizer& optimizer, const Progress& progress,
-                              const ExperimentConfig& config) {
+                              const ExperimentConfig& config, const PhaseHook* hook) {
     std::vector<Tensor> views;
     auto named = model_tensors(model, views);
     for (auto& [name, t] : optimizer.state()) named.emplace_back("optimizer." + name, t);
+    std::vector<std::pair<std::string, Tensor>> hook_tensors;
+    std::map<std::string, std::string> hook_meta;
+    if (hook) hook->save(hook_tensors, hook_meta);
+    for (auto& [name, t] : hook_tensors) named.emplace_back(name, &t);
     std::map<std::string, std::string> meta = {
         {"format", kCheckpointFormat},
         {"version", kCheckpointVersion},
@@ -105,6 +109,7 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
         {"epoch_seconds", nlohmann::json(progress.epoch_seconds).dump()},
         {"config", to_toml(config)},
     };
+    meta.insert(hook_meta.begin(), hook_meta.end());
     save_checkpoint(path, named, meta);
 }
 
@@ -283,7 +288,7 @@ std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset
     return model;
 }
 
-bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase) {
+bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase, PhaseHook* hook) {
     const ExperimentConfig& config = run.config;
     const TrainOptions& options = run.options;
     Context& ctx = *run.ctx;
@@ -308,7 +313,9 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
 
     Progress progress;
     if (std::filesystem::exists(checkpoint_path)) {
-        progress = restore_training(model, *optimizer, load_checkpoint(checkpoint_path));
+        Checkpoint ck = load_checkpoint(checkpoint_path);
+        progress = restore_training(model, *optimizer, ck);
+        if (hook) hook->restore(ctx, ck);
         if (!options.quiet && progress.cursor.epoch < train.epochs)
             std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
                         static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
@@ -331,6 +338,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
             Batch batch = loader.next();
             ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
+            if (hook) hook->before_step(ctx, model, batch.images, batch.labels, epoch);
             Tensor& logits = model.forward(ctx, batch.images);
             float loss = loss_fn.forward(ctx, logits, batch.labels);
             SP_REQUIRE(std::isfinite(loss), phase << " diverged: loss is " << loss << " at epoch " << epoch << ", batch "
@@ -356,7 +364,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             const bool limit = options.stop_after_steps >= 0 && run.steps >= options.stop_after_steps;
             if (g_stop_signal.load() || limit) {
                 progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
-                save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config);
+                save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, hook);
                 if (!options.quiet)
                     std::printf("%sstopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
                                 limit ? "step limit" : "signal", phase.c_str(), static_cast<long long>(epoch),
@@ -381,6 +389,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             {"images_per_s", progress.epoch_seen / std::max(epoch_seconds, 1e-9)},
             {"seconds", epoch_seconds},
         };
+        if (hook) record.update(hook->end_epoch(ctx));
         run.dir->append_metrics(record);
         run.phase_seconds[phase] += epoch_seconds;
         if (!options.quiet)
@@ -391,7 +400,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0};
         if (epoch + 1 < train.epochs) loader.set_cursor(progress.cursor);
         if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs)
-            save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config);
+            save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, hook);
     }
     return !stopped;
 }

@@ -13,6 +13,7 @@
 #include "data/transforms.h"
 #include "nn/context.h"
 #include "nn/models/model.h"
+#include "nn/checkpoint.h"
 #include "train/config.h"
 #include "train/run_dir.h"
 
@@ -76,11 +77,23 @@ struct Run {
 std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
                                    const std::map<std::string, int64_t>& widths = {});
 
+// What a pruning method does inside a training phase (EDropout's search before every step).
+class PhaseHook {
+public:
+    virtual ~PhaseHook() = default;
+    virtual void before_step(Context& ctx, Model& model, const Tensor& images, const Tensor& labels, int64_t epoch) = 0;
+    // Extra fields of the epoch's metrics record.
+    virtual nlohmann::json end_epoch(Context& ctx) { return nlohmann::json::object(); }
+    // Its state in the phase checkpoint, so a resumed phase continues the same search.
+    virtual void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const {}
+    virtual void restore(Context& ctx, const Checkpoint& ck) {}
+};
+
 // One training phase ("train", "finetune") of `model` with the settings `train`: per-epoch
 // metrics, a checkpoint per phase (<phase>.checkpoint.safetensors; "train" writes
 // checkpoint.safetensors) that a later call resumes from. Returns false when it stopped early
 // (signal or step limit) after writing its checkpoint.
-bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase);
+bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase, PhaseHook* hook = nullptr);
 
 // Weights and BN statistics with the config and `extra_metadata` (e.g. widths), atomically.
 void save_model(const std::string& path, Model& model, const ExperimentConfig& config,

@@ -1,0 +1,102 @@
+// The EDropout search loop around the evolution engine and the population evaluator.
+#include "pruning/edropout.h"
+
+#include "kernels/check.h"
+#include "kernels/nvtx.h"
+#include "pruning/accounting.h"
+
+namespace sp {
+
+namespace {
+constexpr uint64_t kPurposeEvolution = 0x6564'726f'7064'6576ull;  // "edropdev"
+}  // namespace
+
+EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Context& ctx)
+    : space_(space),
+      options_(options),
+      evolution_(ctx.device(), space.size(), options.evolution,
+                 [&] {
+                     std::vector<UnitSegment> segments;
+                     for (const MaskSegment& s : space.segments()) segments.push_back({s.offset, s.size, s.min_kept});
+                     return segments;
+                 }()),
+      evaluator_(space, options.evaluation),
+      seed_(ctx.seed()) {
+    SP_REQUIRE(space.granularity() == Granularity::filter,
+               "edropout: searches filter/neuron units (granularity = \"filter\"), got " << granularity_name(space.granularity()));
+    const int64_t p = options.evolution.members, d = space.size();
+    trials_ = Tensor(Shape{p, d}, ctx.device());
+    members_ = Tensor(Shape{p, d}, ctx.device());
+    energies_ = Tensor(Shape{p}, ctx.device());
+    best_ = Tensor(Shape{d}, ctx.device());
+    best_.fill(1.0f);
+}
+
+void EDropoutSearch::before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch) {
+    if (!converged_) {
+        NvtxRange range("edropout.generation");
+        if (!initialised_) {
+            evolution_.initialise(ctx, random_stream_key(seed_, kPurposeEvolution, 0));
+            evolution_.unpack_members(ctx, members_);
+            evaluator_.evaluate(ctx, members_, images, labels, energies_);
+            evolution_.set_energies(ctx, energies_);
+            initialised_ = true;
+        } else {
+            evolution_.make_trials(ctx, random_stream_key(seed_, kPurposeEvolution, static_cast<uint64_t>(generations_) + 1));
+            evolution_.unpack_trials(ctx, trials_);
+            evaluator_.evaluate(ctx, trials_, images, labels, energies_);
+            evolution_.select(ctx, energies_);
+        }
+        ++generations_;
+        ++epoch_generations_;
+        evolution_.best_state(ctx, best_);
+        // The convergence rule needs the best energy: one scalar per generation.
+        const EvolutionStats s = evolution_.stats(ctx);
+        accepted_sum_ += s.acceptance;
+        unchanged_ = s.best_energy == last_best_ && generations_ > 1 ? unchanged_ + 1 : 0;
+        last_best_ = s.best_energy;
+        if (epoch >= options_.min_epochs && generations_ >= options_.min_generations && unchanged_ >= options_.patience)
+            converged_ = true;
+    }
+    space_.attach(ctx, best_);
+}
+
+nlohmann::json EDropoutSearch::epoch_log(Context& ctx) {
+    nlohmann::json log = {{"generations", generations_}, {"search_converged", converged_}};
+    if (initialised_) {
+        const EvolutionStats s = evolution_.stats(ctx);
+        const ModelAccount a = account(space_, best_state_host());
+        log.update({{"best_energy", s.best_energy}, {"mean_energy", s.mean_energy}, {"diversity", s.mean_hamming},
+                    {"acceptance", epoch_generations_ ? accepted_sum_ / epoch_generations_ : 0.0},
+                    {"kept_units", s.kept_fraction}, {"params_kept", a.params_kept()}, {"macs_kept", a.macs_kept()}});
+    }
+    accepted_sum_ = 0;
+    epoch_generations_ = 0;
+    return log;
+}
+
+void EDropoutSearch::save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const {
+    const int64_t p = evolution_.members(), d = space_.size();
+    tensors.emplace_back("edropout.members", Tensor::from_host(evolution_.members_host(), Shape{p, d}, Device::cpu));
+    tensors.emplace_back("edropout.energies", Tensor::from_host(evolution_.energies_host(), Shape{p}, Device::cpu));
+    tensors.emplace_back("edropout.best", best_.to(Device::cpu));
+    meta["edropout.initialised"] = initialised_ ? "1" : "0";
+    meta["edropout.converged"] = converged_ ? "1" : "0";
+    meta["edropout.generations"] = std::to_string(generations_);
+    meta["edropout.unchanged"] = std::to_string(unchanged_);
+    meta["edropout.last_best"] = nlohmann::json(last_best_).dump();
+}
+
+void EDropoutSearch::restore(Context& ctx, const Checkpoint& ck) {
+    const int64_t p = evolution_.members(), d = space_.size();
+    initialised_ = ck.meta("edropout.initialised") == "1";
+    converged_ = ck.meta("edropout.converged") == "1";
+    generations_ = std::stoll(ck.meta("edropout.generations"));
+    unchanged_ = std::stoll(ck.meta("edropout.unchanged"));
+    last_best_ = nlohmann::json::parse(ck.meta("edropout.last_best")).get<float>();
+    if (initialised_)
+        evolution_.restore(ctx, ck.get("edropout.members", Shape{p, d}).values, ck.get("edropout.energies", Shape{p}).values);
+    best_.copy_from(Tensor::from_host(ck.get("edropout.best", Shape{d}).values, Shape{d}, Device::cpu));
+}
+
+}  // namespace sp

@@ -1,0 +1,67 @@
+// EDropout (energy-based population pruning, METHODS.md §1): during training, every
+// mini-batch runs one generation of binary differential evolution over P masks of filter and
+// neuron units — trials made on the device, their energies computed in one batched pass by the
+// PopulationEvaluator, selection — and the training step then runs with the best mask applied
+// (dropped units keep their weights; their gradients are zero). After a minimum number of
+// epochs the search stops once the best energy has not changed for `patience` generations (and
+// at least `min_generations` ran); the best mask then stays applied for good.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <nlohmann/json.hpp>
+
+#include "nn/checkpoint.h"
+#include "pruning/evolution.h"
+#include "pruning/mask_space.h"
+#include "pruning/population.h"
+
+namespace sp {
+
+struct EDropoutOptions {
+    EvolutionOptions evolution;
+    PopulationOptions evaluation;     // energy kind, BN statistics, images per pass
+    int64_t min_epochs = 1;           // the search may stop only from this epoch on
+    int64_t patience = 50;            // generations without a change of the best energy
+    int64_t min_generations = 1000;   // and at least this many generations in all
+};
+
+class EDropoutSearch {
+public:
+    EDropoutSearch(MaskSpace& space, EDropoutOptions options, Context& ctx);
+
+    // One generation on this batch (the first call initialises and evaluates the members), then
+    // the best state is attached to the model for the training step. After convergence: only
+    // attaches the final state.
+    void before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch);
+
+    bool converged() const { return converged_; }
+    int64_t generations() const { return generations_; }
+    const Tensor& best_state() const { return best_; }  // (D) on the device
+    std::vector<float> best_state_host() const { return best_.to_host(); }
+
+    // Per-epoch log fields (best/mean energy, diversity, acceptance, kept fractions), and the
+    // epoch's acceptance counters reset.
+    nlohmann::json epoch_log(Context& ctx);
+
+    // Resume: the population, its energies and the search counters.
+    void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const;
+    void restore(Context& ctx, const Checkpoint& ck);
+
+private:
+    MaskSpace& space_;
+    EDropoutOptions options_;
+    Evolution evolution_;
+    PopulationEvaluator evaluator_;
+    Tensor trials_, members_, energies_, best_;  // (P, D), (P, D), (P), (D)
+    uint64_t seed_;
+    bool initialised_ = false, converged_ = false;
+    int64_t generations_ = 0, unchanged_ = 0;
+    float last_best_ = 0;
+    double accepted_sum_ = 0;
+    int64_t epoch_generations_ = 0;
+};
+
+}  // namespace sp
