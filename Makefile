@@ -133,9 +133,9 @@ test: deps  ## install deps, build, run the test suite
 	grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$' $(BUILD)/test.log | tail -n 1; \
 	exit $$status
 
-run: deps  ## install deps, build, run the main job on the built-in Fashion-MNIST data
+run: deps  ## install deps, build, train + prune (EDropout) the default small CNN on Fashion-MNIST
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
-	./$(APP) train --config experiments/fashion_mnist_lenet.toml $(RUN_ARGS)
+	./$(APP) run --config experiments/fashion_mnist_lenet.toml $(RUN_ARGS)
 
 train: deps  ## train experiments/$(EXP).toml (make train EXP=fashion_mnist_lenet)
 	@test -n "$(EXP)" || { echo "make train: name an experiment, e.g. make train EXP=fashion_mnist_lenet"; exit 2; }

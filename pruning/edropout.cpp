@@ -1,6 +1,8 @@
 // The EDropout search loop around the evolution engine and the population evaluator.
 #include "pruning/edropout.h"
 
+#include <algorithm>
+
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
 #include "pruning/accounting.h"
@@ -32,9 +34,14 @@ EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Contex
     best_.fill(1.0f);
 }
 
-void EDropoutSearch::before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch) {
+void EDropoutSearch::before_step(Context& ctx, const Tensor& batch_images, const Tensor& batch_labels, int64_t epoch) {
     if (!converged_) {
         NvtxRange range("edropout.generation");
+        // The energies' images: the batch, or its first eval_images rows (views, no copy).
+        const int64_t b = options_.eval_images > 0 ? std::min(options_.eval_images, batch_images.dim(0)) : batch_images.dim(0);
+        const Shape& in = batch_images.shape();
+        Tensor images = Tensor::view(const_cast<float*>(batch_images.data()), Shape{b, in[1], in[2], in[3]}, batch_images.device());
+        Tensor labels = Tensor::view(const_cast<float*>(batch_labels.data()), Shape{b}, batch_labels.device());
         if (!initialised_) {
             evolution_.initialise(ctx, random_stream_key(seed_, kPurposeEvolution, 0));
             evolution_.unpack_members(ctx, members_);

@@ -26,6 +26,7 @@ struct EDropoutOptions {
     int64_t min_epochs = 1;           // the search may stop only from this epoch on
     int64_t patience = 50;            // generations without a change of the best energy
     int64_t min_generations = 1000;   // and at least this many generations in all
+    int64_t eval_images = 0;          // energies from the batch's first images only (0 = all)
 };
 
 class EDropoutSearch {

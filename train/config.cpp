@@ -279,6 +279,9 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.require_range<int64_t>("patience", p.patience, 1, INT64_MAX);
     prune.read("min_generations", p.min_generations);
     prune.require_range<int64_t>("min_generations", p.min_generations, 0, INT64_MAX);
+    prune.read("eval_images", p.eval_images);
+    prune.require_range<int64_t>("eval_images", p.eval_images, 0, c.train.batch_size);
+    prune.read("train_baseline", p.train_baseline);
     prune.reject_unknown();
     return c;
 }
@@ -314,7 +317,8 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"mutation_rate", p.mutation_rate}, {"crossover", p.crossover}, {"rule", p.rule},
                               {"energy", p.energy}, {"member_batch_statistics", p.member_batch_statistics},
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
-                              {"min_generations", p.min_generations}}},
+                              {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
+                              {"train_baseline", p.train_baseline}}},
         {"finetune", train_table(c.finetune)},
     };
     std::ostringstream out;

@@ -63,6 +63,8 @@ struct PruneConfig {
     int64_t min_epochs = -1;           // the search may stop from this epoch (-1 = half of train.epochs)
     int64_t patience = 50;             // generations without a change of the best energy
     int64_t min_generations = 1000;
+    int64_t eval_images = 0;           // images of each batch the energies use (0 = the whole batch)
+    bool train_baseline = false;       // also train an unpruned baseline first, for the comparison
 };
 
 struct ExperimentConfig {
