@@ -36,6 +36,18 @@ void RunDir::append_metrics(const nlohmann::json& record) const {
 }
 
 namespace {
+// "<model name> (<n> cores)" from /proc/cpuinfo, or "host CPU".
+std::string cpu_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, model;
+    int cores = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) == 0 && model.empty()) model = line.substr(line.find(':') + 2);
+        if (line.rfind("processor", 0) == 0) ++cores;
+    }
+    return model.empty() ? "host CPU" : model + " (" + std::to_string(cores) + " cores)";
+}
+
 std::string git_revision() {
     std::string rev;
     if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
@@ -57,7 +69,7 @@ nlohmann::json environment_info(Device device) {
     nlohmann::json info = {
         {"git_revision", git_revision()},
         {"device", device_name(device)},
-        {"device_name", device == Device::cuda ? cuda_device_name() : std::string("host CPU")},
+        {"device_name", device == Device::cuda ? cuda_device_name() : cpu_name()},
         {"cuda_runtime", runtime},
         {"cudnn", static_cast<int64_t>(cudnnGetVersion())},
         {"compiler", __VERSION__},
