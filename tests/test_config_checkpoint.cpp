@@ -52,6 +52,16 @@ TEST_CASE("config: defaults, values, overrides and the resolved TOML") {
     CHECK(back.train.milestones == c.train.milestones);
 }
 
+TEST_CASE("config: every experiment file in experiments/ is valid") {
+    int files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("experiments")) {
+        if (entry.path().extension() != ".toml") continue;
+        ++files;
+        CHECK_NOTHROW_MESSAGE(load_config(entry.path().string()), entry.path().string());
+    }
+    CHECK(files > 0);
+}
+
 TEST_CASE("config: every bad input names the file and the key") {
     auto error_of = [](const std::string& text, std::vector<std::string> overrides = {}) {
         std::string path = write_file("bad.toml", text);

@@ -180,9 +180,12 @@ void install_stop_handlers() {
 
 Dataset load_experiment_data(const DataConfig& d, bool train) {
     if (d.dataset == "fashion-mnist") return load_fashion_mnist(d.dir.empty() ? default_fashion_mnist_dir() : d.dir, train);
-    if (d.dataset == "cifar10") return load_cifar10(d.dir.empty() ? "data/cifar-10" : d.dir, train);
-    SP_REQUIRE(d.dataset == "cifar100", "unknown dataset '" << d.dataset << "'");
-    return load_cifar100(d.dir.empty() ? "data/cifar-100" : d.dir, train);
+    SP_REQUIRE(d.dataset == "cifar10" || d.dataset == "cifar100", "unknown dataset '" << d.dataset << "'");
+    const bool ten = d.dataset == "cifar10";
+    const std::string dir = !d.dir.empty() ? d.dir : ten ? "data/cifar-10" : "data/cifar-100";
+    SP_REQUIRE(std::filesystem::exists(dir), d.dataset << ": no directory " << dir << " (run `make data-" << d.dataset
+                                                     << "` on a machine with internet access, or set data.dir)");
+    return ten ? load_cifar10(dir, train) : load_cifar100(dir, train);
 }
 
 ExperimentData prepare_experiment_data(const ExperimentConfig& config) {
