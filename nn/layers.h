@@ -81,6 +81,7 @@ public:
     Tensor& forward(Context& ctx, const Tensor& x) override;
     Tensor& backward(Context& ctx, const Tensor& dy) override;
     int64_t macs(const Shape& input) const override;
+    const Tensor* last_output() const override { return &y_; }
 
 private:
     ConvGeometry geometry() const;
@@ -116,6 +117,7 @@ public:
     Tensor& forward(Context& ctx, const Tensor& x) override;
     Tensor& backward(Context& ctx, const Tensor& dy) override;
     int64_t macs(const Shape& input) const override { return in_features_ * out_features_; }
+    const Tensor* last_output() const override { return &y_; }
 
 private:
     ParameterStore& store_;
@@ -148,6 +150,7 @@ public:
     // After a training forward: the batch-statistics gradient. After an eval forward: the
     // gradient of the fixed affine map (running statistics are constants).
     Tensor& backward(Context& ctx, const Tensor& dy) override;
+    const Tensor* last_output() const override { return &y_; }
 
 private:
     ParameterStore& store_;

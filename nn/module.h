@@ -34,6 +34,9 @@ public:
     bool training() const { return training_; }
     // Multiply-accumulates per image for this input shape (0 for modules without any).
     virtual int64_t macs(const Shape& input) const { return 0; }
+    // The output of the last forward (valid until the next one), for modules that keep it —
+    // conv, linear and batch norm do; scoring methods read feature maps through it.
+    virtual const Tensor* last_output() const { return nullptr; }
 
 protected:
     bool training_ = true;

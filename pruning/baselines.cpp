@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <sstream>
 
 #include "kernels/check.h"
 #include "kernels/philox.h"
@@ -136,6 +137,32 @@ std::vector<float> select_to_target(const MaskSpace& space, const std::vector<fl
                    << "%, not within 1% of the target " << target.keep * 100
                    << "% (units too coarse: try a finer granularity or another target)");
     return take_above ? above : below;
+}
+
+void check_rates(const MaskSpace& space, const std::vector<double>& rates) {
+    const auto& segments = space.segments();
+    if (rates.size() != segments.size()) {
+        std::ostringstream names;
+        for (const MaskSegment& seg : segments) names << " " << seg.name;
+        fail("prune: rates has " + std::to_string(rates.size()) + " entries, the mask space has " +
+                 std::to_string(segments.size()) + " prunable sets:" + names.str(),
+             __FILE__, __LINE__);
+    }
+}
+
+std::vector<float> select_by_rates(const MaskSpace& space, const std::vector<float>& scores,
+                                   const std::vector<double>& rates) {
+    check_rates(space, rates);
+    const auto& segments = space.segments();
+    const auto ranked = ranked_segments(space, scores);
+    std::vector<float> state(static_cast<size_t>(space.size()), 0.0f);
+    for (size_t s = 0; s < segments.size(); ++s) {
+        const MaskSegment& seg = segments[s];
+        SP_REQUIRE(rates[s] >= 0.0 && rates[s] < 1.0, "prune: rate " << rates[s] << " of " << seg.name << " is outside [0, 1)");
+        const int64_t keep = std::max<int64_t>(seg.min_kept, seg.size - std::llround(rates[s] * static_cast<double>(seg.size)));
+        for (int64_t i = 0; i < keep; ++i) state[static_cast<size_t>(ranked[s][static_cast<size_t>(i)])] = 1.0f;
+    }
+    return state;
 }
 
 bool is_baseline(const std::string& m) {

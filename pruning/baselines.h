@@ -41,6 +41,13 @@ enum class Selection {
 std::vector<float> select_to_target(const MaskSpace& space, const std::vector<float>& scores, Selection selection,
                                     const PruneTarget& target);
 
+// Fixed per-segment rates: segment s loses round(rates[s] · size) of its lowest-scoring units
+// (keeping at least min_kept). One rate per segment, in the mask space's segment order.
+std::vector<float> select_by_rates(const MaskSpace& space, const std::vector<float>& scores,
+                                   const std::vector<double>& rates);
+// An error naming the prunable sets unless there is one rate per segment.
+void check_rates(const MaskSpace& space, const std::vector<double>& rates);
+
 // Unit scores of a baseline (higher = more important) on the host, from the model's weights.
 std::vector<float> baseline_scores(const std::string& method, MaskSpace& space, uint64_t seed);
 Selection baseline_selection(const std::string& method);

@@ -148,3 +148,30 @@ TEST_CASE("pipeline: train, prune with L1 filters, fine-tune, compact — on a F
     for (const char* file : {"summary.json", "mask.safetensors", "pruned.safetensors", "baseline.safetensors"})
         CHECK_MESSAGE(std::filesystem::exists(options.out_dir + "/" + file), file);
 }
+
+TEST_CASE("pipeline: energy-aware scores prune each layer at its configured rate") {
+    if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
+        MESSAGE("Fashion-MNIST package not installed");
+        return;
+    }
+    std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_energy_" + std::to_string(::getpid());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/e.toml") << "name = \"e\"\nseed = 3\ndevice = \"cpu\"\n"
+                                      "[data]\ntrain_subset = 700\nvalidation = 200\n"
+                                      "[train]\nepochs = 1\nbatch_size = 50\neval_batch_size = 1000\n"
+                                      "[prune]\nmethod = \"energy-aware\"\nscore_images = 100\nrates = [0.5, 0.25, 0.75]\n"
+                                      "[finetune]\nepochs = 0\n";
+    TrainOptions options;
+    options.out_dir = dir + "/run";
+    options.quiet = true;
+    nlohmann::json s = run_experiment(load_config(dir + "/e.toml"), options);
+    // lenet's prunable sets: conv1 (16), conv2 (32), fc1 (64).
+    const auto& layers = s["layers"];
+    REQUIRE(layers.size() == 4);
+    CHECK(layers[0]["out"].get<int64_t>() == 8);
+    CHECK(layers[1]["out"].get<int64_t>() == 24);
+    CHECK(layers[2]["out"].get<int64_t>() == 16);
+    CHECK(layers[3]["out"].get<int64_t>() == 10);
+    CHECK(s["compacted"]["params"].get<int64_t>() == s["pruned"]["params"].get<int64_t>());
+}

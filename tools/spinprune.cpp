@@ -29,6 +29,7 @@ void print_layer_table(Model& model) {
 
 int main(int argc, char** argv) {
     cpu::configure_cpu_blas(argv);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in logs too
     CLI::App app{"spinprune: energy-based pruning of CNNs on cuDNN/cuBLAS, with a CPU reference backend"};
     app.require_subcommand(1);
     std::string device;

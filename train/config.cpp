@@ -99,7 +99,16 @@ private:
         if (!node.is_number()) fail_key(key, "a number", describe(node));
         value = *node.value<double>();
     }
-    void assign(const char* key, const toml::node& node, std::vector<int64_t>& value) const {
+    void assign(const char* key, const toml::node& node, std::vector<double>& value) const {
+        const toml::array* array = node.as_array();
+        if (!array) fail_key(key, "an array of numbers", describe(node));
+        value.clear();
+        for (const toml::node& element : *array) {
+            if (!element.is_number()) fail_key(key, "an array of numbers", describe(node));
+            value.push_back(*element.value<double>());
+        }
+    }
+        void assign(const char* key, const toml::node& node, std::vector<int64_t>& value) const {
         const toml::array* array = node.as_array();
         if (!array) fail_key(key, "an array of integers", describe(node));
         value.clear();
@@ -256,7 +265,8 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
 
     Section prune(root, path, "prune");
     PruneConfig& p = c.prune;
-    prune.read("method", p.method, {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "edropout"});
+    prune.read("method", p.method,
+               {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "energy-aware", "hrank", "edropout"});
     prune.read("granularity", p.granularity, {"filter", "weight", "kernel"});
     prune.read("budget", p.budget, {"params", "macs"});
     prune.read("keep", p.keep);
@@ -282,6 +292,11 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.read("eval_images", p.eval_images);
     prune.require_range<int64_t>("eval_images", p.eval_images, 0, c.train.batch_size);
     prune.read("train_baseline", p.train_baseline);
+    prune.read("score_images", p.score_images);
+    prune.require_range<int64_t>("score_images", p.score_images, 1, 1000000);
+    prune.read("post_relu", p.post_relu);
+    prune.read("rates", p.rates);
+    for (double r : p.rates) prune.require_range("rates", r, 0.0, 0.999);
     prune.reject_unknown();
     return c;
 }
@@ -300,6 +315,8 @@ std::string to_toml(const ExperimentConfig& c) {
                            {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every}};
     };
     const PruneConfig& p = c.prune;
+    toml::array rates;
+    for (double r : p.rates) rates.push_back(r);
     toml::table root{
         {"name", c.name},
         {"seed", c.seed},
@@ -318,7 +335,8 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"energy", p.energy}, {"member_batch_statistics", p.member_batch_statistics},
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
                               {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
-                              {"train_baseline", p.train_baseline}}},
+                              {"train_baseline", p.train_baseline}, {"score_images", p.score_images},
+                              {"post_relu", p.post_relu}, {"rates", rates}}},
         {"finetune", train_table(c.finetune)},
     };
     std::ostringstream out;

@@ -46,7 +46,8 @@ struct TrainConfig {
 
 // The prune stage of `spinprune run` (method "none": train and evaluate only).
 struct PruneConfig {
-    std::string method = "none";  // none | random | magnitude | magnitude-global | l1-filter | bn-scale | edropout
+    // none | random | magnitude | magnitude-global | l1-filter | bn-scale | energy-aware | hrank | edropout
+    std::string method = "none";
     std::string granularity = "filter";  // filter | weight | kernel
     std::string budget = "params";     // params | macs: what `keep` is a fraction of
     double keep = 0.5;                 // fraction of the dense model's parameters / MACs kept
@@ -65,6 +66,10 @@ struct PruneConfig {
     int64_t min_generations = 1000;
     int64_t eval_images = 0;           // images of each batch the energies use (0 = the whole batch)
     bool train_baseline = false;       // also train an unpruned baseline first, for the comparison
+    // energy-aware / hrank: feature-map importance of every filter (METHODS.md §3).
+    int64_t score_images = 640;        // training images the scores average over
+    bool post_relu = true;             // score the map after ReLU (else the BN output)
+    std::vector<double> rates;         // per prunable set, the fraction of filters to prune; empty: `keep` and `budget`
 };
 
 struct ExperimentConfig {

@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "data/loader.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
 #include "pruning/edropout.h"
+#include "pruning/feature_scores.h"
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
 #include "pruning/surgery.h"
@@ -43,8 +45,26 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
         return ck.get("state", Shape{space.size()}).values;
     }
     const PruneConfig& p = run.config.prune;
-    return baseline_state(p.method, space, PruneTarget{budget_from_name(p.budget), p.keep},
-                          static_cast<uint64_t>(run.config.seed));
+    const PruneTarget target{budget_from_name(p.budget), p.keep};
+    if (is_baseline(p.method)) return baseline_state(p.method, space, target, static_cast<uint64_t>(run.config.seed));
+    // energy-aware / hrank: feature-map importance on the first training images, then the
+    // lowest-scoring filters of every layer go, at fixed per-layer rates or to the budget.
+    SP_REQUIRE(p.method == "energy-aware" || p.method == "hrank", "prune: unknown method '" << p.method << "'");
+    FeatureScoreOptions fo;
+    fo.criterion = p.method == "hrank" ? FeatureCriterion::rank : FeatureCriterion::nuclear_norm;
+    fo.images = std::min(p.score_images, run.data.split.train.size());
+    fo.post_relu = p.post_relu;
+    LoaderOptions lo;
+    lo.batch_size = fo.images;
+    lo.shuffle = false;
+    lo.normalization = run.data.norm;
+    lo.device = run.device;
+    lo.stream = run.device == Device::cuda ? run.ctx->stream() : nullptr;
+    BatchLoader loader(run.data.split.train, lo);
+    Batch batch = loader.next();
+    const std::vector<float> scores = feature_map_scores(*run.ctx, space, batch.images, fo);
+    if (p.rates.empty()) return select_to_target(space, scores, Selection::per_segment, target);
+    return select_by_rates(space, scores, p.rates);
 }
 
 void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state) {
@@ -192,6 +212,10 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
     Run run(config, options);
     Model& model = *run.model;
     json summary = base_summary(run, model);
+    if (!config.prune.rates.empty()) {
+        MaskSpace probe(model, mask_options(config.prune));  // fail before training, not after
+        check_rates(probe, config.prune.rates);
+    }
     if (config.prune.method == "edropout") {
         // Trains and prunes at once; the baseline is the same network with every unit kept
         // (the paper's (F) evaluation), the pruned one has the best state applied ((P)).
@@ -266,7 +290,7 @@ json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpo
     json baseline = evaluation(run, model, config.train);
     baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
     summary["baseline"] = baseline;
-    SP_REQUIRE(config.prune.method != "edropout", "`spinprune prune` runs the baselines; edropout trains and prunes at once (use `spinprune run`)");
+    SP_REQUIRE(config.prune.method != "edropout", "`spinprune prune` prunes a trained model; edropout trains and prunes at once (use `spinprune run`)");
     summary = prune_with_baseline(run, model, summary, /*finetune=*/false);
     summary["time_s"]["total"] = run.seconds();
     run.dir->write_json("summary.json", summary);

@@ -1,0 +1,22 @@
+// Singular values by one-sided (Hestenes) Jacobi in double: the CPU reference behind the
+// nuclear-norm and rank scores of feature maps (pruning/feature_scores.h).
+#pragma once
+
+#include <cstdint>
+
+#include "nn/context.h"
+#include "nn/tensor.h"
+
+namespace sp::cpu {
+
+// sigma (min(rows, cols)) receives the singular values of the row-major rows×cols matrix `a`,
+// in descending order. Returns the number of Jacobi sweeps used (the last one rotates nothing);
+// throws an sp::Error if the iteration has not converged after kMaxJacobiSweeps.
+constexpr int kMaxJacobiSweeps = 100;
+int singular_values(const double* a, int64_t rows, int64_t cols, double* sigma);
+
+// Every (H, W) map of maps (N, C, H, W), after ReLU when `relu`: sigma (N, C, min(H, W)),
+// descending per map. Maps are independent, so they are spread over OpenMP threads.
+void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma);
+
+}  // namespace sp::cpu

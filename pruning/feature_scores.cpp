@@ -1,0 +1,201 @@
+// Feature-map scores: batched singular values dispatched to the CPU (Jacobi) or CUDA
+// (cuSOLVER) backend, reduced per channel on the host, and read from the model's BN outputs.
+#include "pruning/feature_scores.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+#include "kernels/check.h"
+#include "nn/cpu/svd.h"
+#include "nn/cuda/svd.h"
+#include "nn/layers.h"
+
+namespace sp {
+
+FeatureCriterion feature_criterion_from_name(const std::string& name) {
+    if (name == "nuclear" || name == "nuclear_norm") return FeatureCriterion::nuclear_norm;
+    if (name == "rank") return FeatureCriterion::rank;
+    if (name == "l1") return FeatureCriterion::l1;
+    if (name == "l2") return FeatureCriterion::l2;
+    SP_REQUIRE(false, "feature criterion: unknown '" << name << "' (nuclear | rank | l1 | l2)");
+}
+
+const char* feature_criterion_name(FeatureCriterion c) {
+    switch (c) {
+        case FeatureCriterion::nuclear_norm: return "nuclear";
+        case FeatureCriterion::rank: return "rank";
+        case FeatureCriterion::l1: return "l1";
+        case FeatureCriterion::l2: return "l2";
+    }
+    return "?";
+}
+
+void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma) {
+    SP_REQUIRE(maps.rank() == 4, "map_singular_values: maps must be (N, C, H, W), got " << maps.shape().str());
+    const Shape expected{maps.dim(0), maps.dim(1), std::min(maps.dim(2), maps.dim(3))};
+    SP_REQUIRE(sigma.shape() == expected,
+               "map_singular_values: sigma must be " << expected.str() << ", got " << sigma.shape().str());
+    SP_REQUIRE(maps.device() == ctx.device() && sigma.device() == ctx.device(),
+               "map_singular_values: tensors must be on the context's device (" << device_name(ctx.device()) << ")");
+    if (ctx.device() == Device::cpu) cpu::map_singular_values(ctx, maps, relu, sigma);
+    else cuda::map_singular_values(ctx, maps, relu, sigma);
+}
+
+namespace {
+
+// Adds, per channel, the nuclear norm or numerical rank of every map of maps (N, C, H, W).
+void accumulate_map_scores(Context& ctx, const Tensor& maps, FeatureCriterion criterion, bool relu,
+                           std::vector<double>& sums) {
+    const int64_t n = maps.dim(0), c = maps.dim(1), k = std::min(maps.dim(2), maps.dim(3));
+    Tensor sigma(Shape{n, c, k}, ctx.device());  // (N, C, K)
+    map_singular_values(ctx, maps, relu, sigma);
+    const std::vector<float> s = sigma.to_host();
+    const double rank_scale = static_cast<double>(std::max(maps.dim(2), maps.dim(3))) * FLT_EPSILON;
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t ch = 0; ch < c; ++ch) {
+            const float* v = s.data() + (i * c + ch) * k;
+            double score = 0.0;
+            if (criterion == FeatureCriterion::rank) {
+                const double tol = rank_scale * static_cast<double>(*std::max_element(v, v + k));
+                for (int64_t j = 0; j < k; ++j) score += static_cast<double>(v[j]) > tol ? 1.0 : 0.0;
+            } else {
+                for (int64_t j = 0; j < k; ++j) score += v[j];
+            }
+            sums[static_cast<size_t>(ch)] += score;
+        }
+    }
+}
+
+void mean_map_scores(Context& ctx, const Tensor& maps, FeatureCriterion criterion, bool relu, Tensor& out,
+                     const char* what) {
+    SP_REQUIRE(maps.rank() == 4, what << ": maps must be (N, C, H, W), got " << maps.shape().str());
+    SP_REQUIRE(out.shape() == Shape{maps.dim(1)}, what << ": out must be (" << maps.dim(1) << "), got "
+                                                       << out.shape().str());
+    SP_REQUIRE(out.device() == ctx.device(), what << ": out must be on the context's device");
+    SP_REQUIRE(maps.dim(0) > 0, what << ": no maps to average");
+    std::vector<double> sums(static_cast<size_t>(maps.dim(1)), 0.0);
+    accumulate_map_scores(ctx, maps, criterion, relu, sums);
+    std::vector<float> mean(sums.size());
+    for (size_t i = 0; i < sums.size(); ++i) mean[i] = static_cast<float>(sums[i] / static_cast<double>(maps.dim(0)));
+    out.copy_from(Tensor::from_host(mean, out.shape(), Device::cpu));
+}
+
+// Eval mode for the duration of the scoring, whatever happens.
+struct EvalModeGuard {
+    Model& model;
+    bool was_training;
+    explicit EvalModeGuard(Model& m) : model(m), was_training(m.training()) { model.set_training(false); }
+    ~EvalModeGuard() { model.set_training(was_training); }
+};
+
+// Per-channel L1 or L2 norms of one layer's filters (conv: (K, C/g, R, S) rows; linear: (OUT, IN) rows).
+std::vector<double> filter_norms(const LayerWiring& w, FeatureCriterion criterion) {
+    const Tensor weight = w.conv ? w.conv->weight() : w.linear->weight();
+    const std::vector<float> host = weight.to_host();
+    const int64_t rows = weight.dim(0), fan = weight.numel() / rows;
+    std::vector<double> norms(static_cast<size_t>(rows), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < fan; ++i) {
+            const double v = host[static_cast<size_t>(r * fan + i)];
+            acc += criterion == FeatureCriterion::l1 ? std::fabs(v) : v * v;
+        }
+        norms[static_cast<size_t>(r)] = criterion == FeatureCriterion::l1 ? acc : std::sqrt(acc);
+    }
+    return norms;
+}
+
+}  // namespace
+
+void nuclear_norms(Context& ctx, const Tensor& maps, bool relu, Tensor& out) {
+    mean_map_scores(ctx, maps, FeatureCriterion::nuclear_norm, relu, out, "nuclear_norms");
+}
+
+void map_ranks(Context& ctx, const Tensor& maps, bool relu, Tensor& out) {
+    mean_map_scores(ctx, maps, FeatureCriterion::rank, relu, out, "map_ranks");
+}
+
+std::vector<float> feature_map_scores(Context& ctx, MaskSpace& space, const Tensor& images,
+                                      const FeatureScoreOptions& o) {
+    SP_REQUIRE(space.granularity() == Granularity::filter,
+               "feature_map_scores: needs a filter-granularity space, got " << granularity_name(space.granularity()));
+    Model& model = space.model();
+    const auto& sets = model.channel_sets();
+    const auto& wiring = model.wiring();
+    std::vector<double> scores(static_cast<size_t>(space.size()), 0.0);
+
+    if (o.criterion == FeatureCriterion::l1 || o.criterion == FeatureCriterion::l2) {
+        for (const MaskSegment& seg : space.segments()) {
+            for (const LayerWiring& w : wiring) {
+                if (w.out_set != seg.set) continue;
+                const std::vector<double> norms = filter_norms(w, o.criterion);
+                SP_REQUIRE(static_cast<int64_t>(norms.size()) == seg.size,
+                           "feature_map_scores: layer " << w.name << " writes " << norms.size()
+                                                        << " channels into set " << seg.name << " of " << seg.size);
+                for (int64_t c = 0; c < seg.size; ++c)
+                    scores[static_cast<size_t>(seg.offset + c)] += norms[static_cast<size_t>(c)];
+            }
+        }
+        return std::vector<float>(scores.begin(), scores.end());
+    }
+
+    // Data-driven criteria: one writer per scored set, whose map we read after each forward.
+    std::vector<const LayerWiring*> writers;
+    for (const MaskSegment& seg : space.segments()) {
+        SP_REQUIRE(sets.at(static_cast<size_t>(seg.set)).kind == ChannelSet::Kind::layer_output,
+                   "feature_map_scores: segment " << seg.name
+                                                  << " is not a layer-output set; its feature map (a block output) is "
+                                                     "not exposed, so only layer-output sets can be scored");
+        const LayerWiring* writer = nullptr;
+        for (const LayerWiring& w : wiring)
+            if (w.out_set == seg.set) writer = &w;
+        SP_REQUIRE(writer, "feature_map_scores: no layer writes set " << seg.name);
+        writers.push_back(writer);
+    }
+    SP_REQUIRE(images.rank() == 4 && images.dim(1) == model.input_shape()[0] &&
+                   images.dim(2) == model.input_shape()[1] && images.dim(3) == model.input_shape()[2],
+               "feature_map_scores: images must be (N, " << model.input_shape()[0] << ", " << model.input_shape()[1]
+                                                         << ", " << model.input_shape()[2] << "), got "
+                                                         << images.shape().str());
+    SP_REQUIRE(images.device() == ctx.device(), "feature_map_scores: images must be on the context's device");
+    SP_REQUIRE(o.images > 0 && o.batch_size > 0,
+               "feature_map_scores: images (" << o.images << ") and batch_size (" << o.batch_size
+                                              << ") must be positive");
+    SP_REQUIRE(space.attached_members() <= 1, "feature_map_scores: a population is attached; detach it or attach "
+                                              "a single state");
+    const int64_t n = std::min(o.images, images.dim(0));
+    SP_REQUIRE(n > 0, "feature_map_scores: no images");
+
+    EvalModeGuard eval(model);
+    const int64_t per_image = images.numel() / images.dim(0);
+    // A read-only view of each batch: forward never writes its input.
+    float* base = const_cast<float*>(images.data());
+    for (int64_t first = 0; first < n; first += o.batch_size) {
+        const int64_t b = std::min(o.batch_size, n - first);
+        Tensor x = Tensor::view(base + first * per_image,
+                                Shape{b, images.dim(1), images.dim(2), images.dim(3)}, images.device());
+        model.forward(ctx, x);
+        for (size_t i = 0; i < writers.size(); ++i) {
+            const MaskSegment& seg = space.segments()[i];
+            const LayerWiring& w = *writers[i];
+            const Module* source = w.bn ? static_cast<const Module*>(w.bn) : w.module;
+            const Tensor* y = source->last_output();
+            SP_REQUIRE(y && y->defined(), "feature_map_scores: layer " << w.name << " keeps no output");
+            SP_REQUIRE(y->dim(0) == b && y->dim(1) == seg.size,
+                       "feature_map_scores: output of " << w.name << " is " << y->shape().str() << ", expected ("
+                                                        << b << ", " << seg.size << ", ...)");
+            // Conv/BN maps (B, C, H, W); a linear layer's neurons (B, F) are 1×1 maps.
+            const Tensor maps = y->rank() == 4 ? y->view() : y->reshaped(Shape{b, y->dim(1), 1, 1});
+            std::vector<double> sums(static_cast<size_t>(seg.size), 0.0);
+            accumulate_map_scores(ctx, maps, o.criterion, o.post_relu, sums);
+            for (int64_t c = 0; c < seg.size; ++c)
+                scores[static_cast<size_t>(seg.offset + c)] += sums[static_cast<size_t>(c)];
+        }
+    }
+    std::vector<float> result(scores.size());
+    for (size_t i = 0; i < scores.size(); ++i) result[i] = static_cast<float>(scores[i] / static_cast<double>(n));
+    return result;
+}
+
+}  // namespace sp
