@@ -113,7 +113,8 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
                              {"in_dense", l.in_total}, {"params", l.params}, {"macs", l.macs}});
     summary["layers"] = per_layer;
 
-    json latency = {{"dense", latency_json(run, *run.model)}};  // filled below for the pruned network
+    space.detach();
+    json latency = {{"dense", latency_json(run, model)}};  // every unit, no masks
     if (space.granularity() == Granularity::filter) {
         // Physically smaller: the compacted network must agree with the masked one.
         std::unique_ptr<Model> compact = compact_model(model, space.kept_channels(state));
@@ -124,10 +125,12 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
         save_model(run.dir->file("pruned.safetensors"), *compact, config, meta);
         latency["pruned"] = latency_json(run, *compact);
     } else {
-        // Unstructured masks leave the dense shapes: the pruned network runs at dense cost.
+        // Unstructured masks leave the dense shapes: the pruned network runs at dense cost
+        // (plus the masking itself), measured with the masks on.
+        space.attach(*run.ctx, units);
         latency["pruned"] = latency_json(run, model);
+        space.detach();
     }
-    space.detach();
     summary["latency_ms"] = latency;
     summary["time_s"]["search"] = search_s;
     return summary;
