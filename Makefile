@@ -77,7 +77,8 @@ LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(CU_BUILD)/%.cu.o)
 TEST_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/*.cpp))
 APP_OBJ  := $(BUILD)/tools/spinprune.o
 LIB      := $(BUILD)/libspinprune.a
-APP      := bin/spinprune
+# The release program goes to bin/; DEBUG/SAN builds keep theirs in their build directory.
+APP      := $(if $(filter release,$(CONFIG)),bin/spinprune,$(BUILD)/bin/spinprune)
 TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
@@ -127,9 +128,9 @@ $(CU_BUILD)/%.cu.o: %.cu
 # The suite prints doctest's report, then one line "N passed, N failed, N skipped" counting
 # test cases (GPU cases are skipped, and counted, where no GPU is usable).
 test: deps  ## install deps, build, run the test suite
-	@$(MAKE) --no-print-directory -j$(JOBS) $(TESTS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(TESTS) $(APP)
 	@mkdir -p $(BUILD) && set -o pipefail; \
-	./$(TESTS) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; status=$$?; \
+	SPINPRUNE_BIN=$(APP) ./$(TESTS) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; status=$$?; \
 	grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$' $(BUILD)/test.log | tail -n 1; \
 	exit $$status
 

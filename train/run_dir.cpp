@@ -35,6 +35,19 @@ void RunDir::append_metrics(const nlohmann::json& record) const {
     SP_REQUIRE(out, "cannot write " << file("metrics.jsonl") << " (disk full?)");
 }
 
+void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) const {
+    std::ifstream in(file("metrics.jsonl"));
+    if (!in) return;
+    std::string kept, line;
+    while (std::getline(in, line)) {
+        nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (record.is_discarded()) continue;  // a line torn by a crash mid-append
+        if (record.value("phase", "") == phase && record.value("epoch", int64_t{0}) > last_epoch) continue;
+        kept += line + "\n";
+    }
+    write_text("metrics.jsonl", kept);
+}
+
 namespace {
 // "<model name> (<n> cores)" from /proc/cpuinfo, or "host CPU".
 std::string cpu_name() {

@@ -20,6 +20,9 @@ public:
     void write_text(const std::string& name, const std::string& text) const;  // atomic
     void write_json(const std::string& name, const nlohmann::json& value) const;  // atomic
     void append_metrics(const nlohmann::json& record) const;  // one line of metrics.jsonl
+    // Drops the records of `phase` after epoch `last_epoch` (they are logged again by a resumed
+    // run that redoes those epochs), and any torn last line left by a crash. Atomic.
+    void truncate_metrics(const std::string& phase, int64_t last_epoch) const;
 
 private:
     std::string path_;

@@ -319,6 +319,9 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         Checkpoint ck = load_checkpoint(checkpoint_path);
         progress = restore_training(model, *optimizer, ck);
         if (hook) hook->restore(ctx, ck);
+        // Epochs after the checkpoint are redone: their records (a crash between the metrics
+        // line and the checkpoint) go, to be logged again.
+        run.dir->truncate_metrics(phase, progress.cursor.epoch);  // epochs 1..cursor.epoch are done
         if (!options.quiet && progress.cursor.epoch < train.epochs)
             std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
                         static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
