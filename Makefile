@@ -91,12 +91,18 @@ all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/:.*## /\t/' | expand -t 20
 
+# Packages whose content third_party/ already carries (an offline GPU machine) are not needed.
+HEADER_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+NEEDED_PACKAGES := $(filter-out $(if $(wildcard third_party/include/doctest),$(HEADER_PACKAGES)) \
+                     $(if $(wildcard third_party/data/fashion-mnist),dataset-fashion-mnist),$(DEB_PACKAGES))
+
 deps:  ## install the Debian packages the project needs, when missing (apt-get)
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(NEEDED_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; } || \
+	    echo "make deps: could not install $$missing (offline? see README: make third-party); going on"; \
 	fi
 
 third-party: deps  ## gather the header-only dependencies into third_party/ for an offline GPU machine

@@ -182,4 +182,14 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
     return out;
 }
 
+std::string fashion_mnist_dir() {
+    const char* carried = "third_party/data/fashion-mnist";
+    return std::filesystem::exists(carried) ? carried : kFashionMnistDir;
+}
+
+bool fashion_mnist_available() {
+    const std::string dir = fashion_mnist_dir();
+    return std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz") || std::filesystem::exists(dir + "/train-images-idx3-ubyte");
+}
+
 }  // namespace sp

@@ -14,6 +14,12 @@ namespace sp {
 // Default location of the Debian package dataset-fashion-mnist.
 inline const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
+// Where Fashion-MNIST is: the copy `make third-party` carries to an offline GPU machine
+// (third_party/data/fashion-mnist, relative to the working directory), else the Debian package's.
+std::string fashion_mnist_dir();
+// Whether its training images are there.
+bool fashion_mnist_available();
+
 struct IdxArray {
     std::vector<int64_t> dims;  // from the header
     std::vector<uint8_t> data;  // product(dims) bytes

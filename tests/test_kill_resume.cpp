@@ -60,11 +60,8 @@ bool has_temporary(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights as an uninterrupted run") {
-    if (!std::filesystem::exists(program()) || !std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
-        MESSAGE("needs bin/spinprune (make) and the Fashion-MNIST package");
-        return;
-    }
+TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights as an uninterrupted run" * doctest::skip(!fashion_mnist_available())) {
+    REQUIRE_MESSAGE(std::filesystem::exists(program()), "the program under test " << program() << " is not built");
     const std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_kill_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);

@@ -117,11 +117,7 @@ TEST_CASE("baselines: scores follow their criterion; unreachable targets are ref
                          doctest::Contains("needs granularity = \"weight\""), Error);
 }
 
-TEST_CASE("pipeline: train, prune with L1 filters, fine-tune, compact — on a Fashion-MNIST subset") {
-    if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
-        MESSAGE("Fashion-MNIST package not installed");
-        return;
-    }
+TEST_CASE("pipeline: train, prune with L1 filters, fine-tune, compact — on a Fashion-MNIST subset" * doctest::skip(!fashion_mnist_available())) {
     std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_pipeline_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
@@ -149,11 +145,7 @@ TEST_CASE("pipeline: train, prune with L1 filters, fine-tune, compact — on a F
         CHECK_MESSAGE(std::filesystem::exists(options.out_dir + "/" + file), file);
 }
 
-TEST_CASE("pipeline: energy-aware scores prune each layer at its configured rate") {
-    if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
-        MESSAGE("Fashion-MNIST package not installed");
-        return;
-    }
+TEST_CASE("pipeline: energy-aware scores prune each layer at its configured rate" * doctest::skip(!fashion_mnist_available())) {
     std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_energy_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);

@@ -20,7 +20,6 @@ using namespace sp;
 
 namespace {
 
-bool have_fashion_mnist() { return std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz"); }
 
 std::string scratch(const std::string& name) {
     std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_train_" + std::to_string(::getpid()) + "/" + name;
@@ -47,11 +46,7 @@ std::vector<nlohmann::json> read_metrics(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run directory") {
-    if (!have_fashion_mnist()) {
-        MESSAGE("Fashion-MNIST package not installed: nothing to train on");
-        return;
-    }
+TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run directory" * doctest::skip(!fashion_mnist_available())) {
     std::string dir = scratch("learn");
     TrainOptions options;
     options.out_dir = dir + "/run";
@@ -79,11 +74,7 @@ TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run d
     CHECK_THROWS_WITH_AS(train_experiment(small_config(dir), options), doctest::Contains("--resume"), Error);
 }
 
-TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weights") {
-    if (!have_fashion_mnist()) {
-        MESSAGE("Fashion-MNIST package not installed: nothing to train on");
-        return;
-    }
+TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weights" * doctest::skip(!fashion_mnist_available())) {
     std::string dir = scratch("resume");
     ExperimentConfig config = small_config(dir);
     TrainOptions straight;

@@ -165,11 +165,6 @@ std::string default_run_dir(const std::string& experiment) {
     return dir;
 }
 
-std::string default_fashion_mnist_dir() {
-    // The copy that `make third-party` carries to an offline GPU machine, else Debian's package.
-    const char* carried = "third_party/data/fashion-mnist";
-    return std::filesystem::exists(carried) ? carried : kFashionMnistDir;
-}
 
 }  // namespace
 
@@ -179,7 +174,7 @@ void install_stop_handlers() {
 }
 
 Dataset load_experiment_data(const DataConfig& d, bool train) {
-    if (d.dataset == "fashion-mnist") return load_fashion_mnist(d.dir.empty() ? default_fashion_mnist_dir() : d.dir, train);
+    if (d.dataset == "fashion-mnist") return load_fashion_mnist(d.dir.empty() ? fashion_mnist_dir() : d.dir, train);
     SP_REQUIRE(d.dataset == "cifar10" || d.dataset == "cifar100", "unknown dataset '" << d.dataset << "'");
     const bool ten = d.dataset == "cifar10";
     const std::string dir = !d.dir.empty() ? d.dir : ten ? "data/cifar-10" : "data/cifar-100";
