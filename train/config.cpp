@@ -23,7 +23,7 @@ public:
             table_ = &root;
             return;
         }
-        const toml::node* node = root.get(name_);
+        const toml::node* node = root.at_path(name_).node();  // "prune.gibbs": a nested table
         if (!node) return;
         table_ = node->as_table();
         SP_REQUIRE(table_, file_ << ": [" << name_ << "] must be a table");
@@ -136,14 +136,14 @@ void apply_override(toml::table& root, const std::string& override_text) {
         fail("--set '" + override_text + "': the value is not TOML (strings need quotes): " + std::string(e.description()),
              __FILE__, __LINE__);
     }
-    auto dot = path.find('.');
+    // Every dotted prefix names a table ("prune.gibbs.beta_max": [prune] then [prune.gibbs]).
     toml::table* target = &root;
     std::string key = path;
-    if (dot != std::string::npos) {
-        std::string section = path.substr(0, dot);
-        key = path.substr(dot + 1);
-        if (!root.contains(section)) root.insert(section, toml::table{});
-        target = root.get(section)->as_table();
+    for (auto dot = key.find('.'); dot != std::string::npos; dot = key.find('.')) {
+        std::string section = key.substr(0, dot);
+        key = key.substr(dot + 1);
+        if (!target->contains(section)) target->insert(section, toml::table{});
+        target = target->get(section)->as_table();
         SP_REQUIRE(target, "--set '" << override_text << "': '" << section << "' is not a table");
     }
     target->insert_or_assign(key, *parsed.get("v"));
@@ -152,6 +152,14 @@ void apply_override(toml::table& root, const std::string& override_text) {
 }  // namespace
 
 namespace {
+// [prune.gibbs]: the Gibbs pruning keys (METHODS.md §2).
+void read_gibbs_section(Section& gibbs, GibbsConfig& g) {
+}
+
+// [prune.rl]: the constrained RL pruning keys (METHODS.md §4).
+void read_rl_section(Section& rl, ConstrainedRlConfig& r) {
+}
+
 ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides);
 
 [[noreturn]] void fail_parse(const std::string& source, const toml::parse_error& e) {
@@ -266,7 +274,8 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     Section prune(root, path, "prune");
     PruneConfig& p = c.prune;
     prune.read("method", p.method,
-               {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "energy-aware", "hrank", "edropout"});
+               {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "energy-aware", "hrank", "edropout",
+                "gibbs", "constrained-rl"});
     prune.read("granularity", p.granularity, {"filter", "weight", "kernel"});
     prune.read("budget", p.budget, {"params", "macs"});
     prune.read("keep", p.keep);
@@ -297,8 +306,25 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.read("post_relu", p.post_relu);
     prune.read("rates", p.rates);
     for (double r : p.rates) prune.require_range("rates", r, 0.0, 0.999);
-    prune.reject_unknown();
+    prune.reject_unknown({"gibbs", "rl"});
+
+    Section gibbs(root, path, "prune.gibbs");
+    read_gibbs_section(gibbs, p.gibbs);
+    gibbs.reject_unknown();
+    Section rl(root, path, "prune.rl");
+    read_rl_section(rl, p.rl);
+    rl.reject_unknown();
     return c;
+}
+}  // namespace
+
+namespace {
+toml::table gibbs_table(const GibbsConfig& g) {
+    return toml::table{};
+}
+
+toml::table rl_table(const ConstrainedRlConfig& r) {
+    return toml::table{};
 }
 }  // namespace
 
@@ -336,7 +362,8 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
                               {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
                               {"train_baseline", p.train_baseline}, {"score_images", p.score_images},
-                              {"post_relu", p.post_relu}, {"rates", rates}}},
+                              {"post_relu", p.post_relu}, {"rates", rates},
+                              {"gibbs", gibbs_table(p.gibbs)}, {"rl", rl_table(p.rl)}}},
         {"finetune", train_table(c.finetune)},
     };
     std::ostringstream out;

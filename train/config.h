@@ -44,9 +44,18 @@ struct TrainConfig {
     int64_t checkpoint_every = 1;       // epochs
 };
 
+// [prune.gibbs]: Gibbs pruning (METHODS.md §2).
+struct GibbsConfig {
+};
+
+// [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).
+struct ConstrainedRlConfig {
+};
+
 // The prune stage of `spinprune run` (method "none": train and evaluate only).
 struct PruneConfig {
     // none | random | magnitude | magnitude-global | l1-filter | bn-scale | energy-aware | hrank | edropout
+    // | gibbs | constrained-rl
     std::string method = "none";
     std::string granularity = "filter";  // filter | weight | kernel
     std::string budget = "params";     // params | macs: what `keep` is a fraction of
@@ -70,6 +79,8 @@ struct PruneConfig {
     int64_t score_images = 640;        // training images the scores average over
     bool post_relu = true;             // score the map after ReLU (else the BN output)
     std::vector<double> rates;         // per prunable set, the fraction of filters to prune; empty: `keep` and `budget`
+    GibbsConfig gibbs;
+    ConstrainedRlConfig rl;
 };
 
 struct ExperimentConfig {

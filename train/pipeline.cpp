@@ -14,12 +14,11 @@
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
 #include "pruning/surgery.h"
+#include "train/pipeline_stages.h"
 
 namespace sp {
 
-namespace {
-
-using json = nlohmann::json;
+namespace stages {
 
 json evaluation(Run& run, Model& model, const TrainConfig& t) {
     EvalResult r = evaluate(*run.ctx, model, run.data.test, run.data.norm, t.eval_batch_size);
@@ -47,6 +46,7 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     const PruneConfig& p = run.config.prune;
     const PruneTarget target{budget_from_name(p.budget), p.keep};
     if (is_baseline(p.method)) return baseline_state(p.method, space, target, static_cast<uint64_t>(run.config.seed));
+    if (p.method == "constrained-rl") return constrained_rl_state(run, space);
     // energy-aware / hrank: feature-map importance on the first training images, then the
     // lowest-scoring filters of every layer go, at fixed per-layer rates or to the budget.
     SP_REQUIRE(p.method == "energy-aware" || p.method == "hrank", "prune: unknown method '" << p.method << "'");
@@ -136,6 +136,12 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
     return summary;
 }
 
+}  // namespace stages
+
+namespace {
+
+using namespace stages;
+
 // Baselines: the state from the trained model's weights, timed as the search.
 json prune_with_baseline(Run& run, Model& model, json summary, bool finetune) {
     auto search_start = Clock::now();
@@ -219,7 +225,10 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
         MaskSpace probe(model, mask_options(config.prune));  // fail before training, not after
         check_rates(probe, config.prune.rates);
     }
-    if (config.prune.method == "edropout") {
+    if (config.prune.method == "gibbs") {
+        summary = run_gibbs(run, model, summary);
+        if (!summary["completed"].get<bool>()) return summary;
+    } else if (config.prune.method == "edropout") {
         // Trains and prunes at once; the baseline is the same network with every unit kept
         // (the paper's (F) evaluation), the pruned one has the best state applied ((P)).
         SP_REQUIRE(config.prune.baseline_checkpoint.empty(),
@@ -293,7 +302,9 @@ json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpo
     json baseline = evaluation(run, model, config.train);
     baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
     summary["baseline"] = baseline;
-    SP_REQUIRE(config.prune.method != "edropout", "`spinprune prune` prunes a trained model; edropout trains and prunes at once (use `spinprune run`)");
+    SP_REQUIRE(config.prune.method != "edropout" && config.prune.method != "gibbs",
+               "`spinprune prune` prunes a trained model; " << config.prune.method
+                                                            << " trains and prunes at once (use `spinprune run`)");
     summary = prune_with_baseline(run, model, summary, /*finetune=*/false);
     summary["time_s"]["total"] = run.seconds();
     run.dir->write_json("summary.json", summary);

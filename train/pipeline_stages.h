@@ -1,0 +1,43 @@
+// The stages of `spinprune run` that every pruning method shares (train/pipeline.cpp), and the
+// entry points of the methods that live in their own files.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "pruning/mask_space.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace sp::stages {
+
+using json = nlohmann::json;
+
+// top1, top5 and loss of `model` on the run's test set.
+json evaluation(Run& run, Model& model, const TrainConfig& t);
+MaskSpaceOptions mask_options(const PruneConfig& p);
+json cost_json(int64_t params, int64_t macs);
+// Latency in ms at batch 1 and 128 ({"b1", "b128"}).
+json latency_json(Run& run, Model& model);
+
+// The pruned state of the prune stage: mask.safetensors when the run saved one, else the
+// configured method's selection on the trained model.
+std::vector<float> pruned_state(Run& run, MaskSpace& space);
+void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state);
+
+// Applies the pruned `state` of `space` to the trained `model` and fills the summary's pruning
+// fields (masked and compacted evaluations, accounting, latency); with `finetune`, the masked
+// model is fine-tuned first. summary["completed"] is false when fine-tuning stopped early.
+json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, MaskSpace& space,
+                        const std::vector<float>& state, double search_s);
+
+// Gibbs pruning (train/pipeline_gibbs.cpp): trains `model` with a mask drawn every step, then
+// selects, fine-tunes and evaluates the final mask; returns the summary.
+json run_gibbs(Run& run, Model& model, json summary);
+
+// Constrained RL (train/pipeline_constrained_rl.cpp): the PPO-Lagrangian search on the
+// trained `model`, returning the final policy's state within the budget.
+std::vector<float> constrained_rl_state(Run& run, MaskSpace& space);
+
+}  // namespace sp::stages
