@@ -128,6 +128,10 @@ TEST_CASE("models: MACs per image of ResNet-56, ResNet-20 and VGG-16") {
     auto r18 = make_model("resnet18", 3, 32, 32, 10);
     CHECK(r18->parameter_count() == 11173962);
     CHECK(sum_params(r18->layer_costs()) == r18->parameter_count());
+    // ResNet-34, same family with 3/4/6/3 blocks: 21,282,122 (the CIFAR ResNet-34 of kuangliu/pytorch-cifar).
+    auto r34 = make_model("resnet34", 3, 32, 32, 10);
+    CHECK(r34->parameter_count() == 21282122);
+    CHECK(sum_params(r34->layer_costs()) == r34->parameter_count());
 }
 
 TEST_CASE("models: layer costs report kinds, shapes and only conv/linear MACs") {

@@ -1,6 +1,6 @@
 // The model zoo: a Model owns its ParameterStore and network, runs forward/backward, and
 // accounts parameters and MACs per layer, and records its channel wiring. make_model builds LeNet, the CIFAR ResNets
-// (20/32/56/110 and ResNet-18), VGG-16, a CIFAR AlexNet and SqueezeNet for any input shape.
+// (20/32/56/110 and ResNet-18/34), VGG-16, a CIFAR AlexNet and SqueezeNet for any input shape.
 #pragma once
 
 #include <cstdint>
@@ -92,12 +92,12 @@ private:
 // Names accepted by make_model.
 std::vector<std::string> model_names();
 
-// Builds a model by name: "lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18",
+// Builds a model by name: "lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34",
 // "vgg16", "alexnet", "squeezenet". Parameters are registered but not allocated: call
 // allocate(device, seed) before use. options.widths resizes channel sets by name (see
 // ChannelSet::resizable): conv filters, linear neurons, SqueezeNet squeeze/expand widths,
 // VGG's classifier.0, ResNet block-internal "layerS.B.conv1" and, with projections (option b,
-// ResNet-18), the residual groups "layerS".
+// ResNet-18/34), the residual groups "layerS".
 std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, int64_t height, int64_t width,
                                   int64_t num_classes, const ModelOptions& options = ModelOptions{});
 

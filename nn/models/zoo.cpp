@@ -157,12 +157,12 @@ int residual_group(Builder& b, const std::string& name, int64_t fallback, bool r
     return b.add_set(std::move(set));
 }
 
-// Stages of basic blocks after a stem whose output is residual group `stem_group` (the
+// Stages of basic blocks (blocks[s] in stage s) after a stem whose output is residual group `stem_group` (the
 // current set); each stage is one residual group, each block's conv1 its own set
 // "layerS.B.conv1". Whether a stage projects follows the default architecture (stride or
 // width change), so widths never change the topology.
 void add_stages(Builder& b, int stem_group, const std::vector<int64_t>& widths, const std::vector<int64_t>& strides,
-                int blocks, ShortcutOption option, float momentum) {
+                const std::vector<int>& blocks, ShortcutOption option, float momentum) {
     int group = stem_group;
     int64_t default_in = widths[0];  // the stem has the first stage's width
     for (size_t s = 0; s < widths.size(); ++s) {
@@ -176,7 +176,7 @@ void add_stages(Builder& b, int stem_group, const std::vector<int64_t>& widths, 
                               : residual_group(b, stage, widths[s], true);
         }
         const int64_t planes = b.size(stage_group);
-        for (int i = 0; i < blocks; ++i) {
+        for (int i = 0; i < blocks[s]; ++i) {
             const std::string prefix = index_name(stage, static_cast<size_t>(i));
             const int input_group = i == 0 ? group : stage_group;
             const int hidden = b.output_set(prefix + ".conv1", widths[s]);
@@ -213,17 +213,17 @@ void add_resnet_head(Model& model, Builder& b) {
 void build_cifar_resnet(Model& model, int n, const ModelOptions& o) {
     Builder b(model, o);
     add_resnet_stem(b, 16, o.shortcut == ShortcutOption::b);
-    add_stages(b, b.current(), {16, 32, 64}, {1, 2, 2}, n, o.shortcut, o.bn_momentum);
+    add_stages(b, b.current(), {16, 32, 64}, {1, 2, 2}, {n, n, n}, o.shortcut, o.bn_momentum);
     add_resnet_head(model, b);
     b.finish();
 }
 
-// CIFAR ResNet-18: 3x3 stem conv 64 stride 1 (no max-pool), stages 64/128/256/512 of two
-// basic blocks with 1x1-conv + BN projection shortcuts, avg pool, fc.
-void build_resnet18(Model& model, const ModelOptions& o) {
+// CIFAR ResNet-18 / ResNet-34: 3x3 stem conv 64 stride 1 (no max-pool), stages 64/128/256/512
+// of basic blocks (2/2/2/2 or 3/4/6/3) with 1x1-conv + BN projection shortcuts, avg pool, fc.
+void build_resnet18_34(Model& model, const std::vector<int>& blocks, const ModelOptions& o) {
     Builder b(model, o);
     add_resnet_stem(b, 64, true);
-    add_stages(b, b.current(), {64, 128, 256, 512}, {1, 2, 2, 2}, 2, ShortcutOption::b, o.bn_momentum);
+    add_stages(b, b.current(), {64, 128, 256, 512}, {1, 2, 2, 2}, blocks, ShortcutOption::b, o.bn_momentum);
     add_resnet_head(model, b);
     b.finish();
 }
@@ -337,7 +337,7 @@ void build_squeezenet(Model& model, const ModelOptions& o) {
 }  // namespace
 
 std::vector<std::string> model_names() {
-    return {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "vgg16", "alexnet", "squeezenet"};
+    return {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg16", "alexnet", "squeezenet"};
 }
 
 std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, int64_t height, int64_t width,
@@ -349,7 +349,8 @@ std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, 
     else if (name == "resnet32") build_cifar_resnet(*model, 5, options);
     else if (name == "resnet56") build_cifar_resnet(*model, 9, options);
     else if (name == "resnet110") build_cifar_resnet(*model, 18, options);
-    else if (name == "resnet18") build_resnet18(*model, options);
+    else if (name == "resnet18") build_resnet18_34(*model, {2, 2, 2, 2}, options);
+    else if (name == "resnet34") build_resnet18_34(*model, {3, 4, 6, 3}, options);
     else if (name == "vgg16") build_vgg16(*model, options);
     else if (name == "alexnet") build_alexnet(*model, options);
     else if (name == "squeezenet") build_squeezenet(*model, options);
