@@ -32,6 +32,14 @@ EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Contex
     energies_ = Tensor(Shape{p}, ctx.device());
     best_ = Tensor(Shape{d}, ctx.device());
     best_.fill(1.0f);
+    if (options.ising) ising_ = std::make_unique<IsingEnergy>(space, options.ising_options);
+    if (options.budget_weight > 0) budget_ = std::make_unique<BudgetEnergy>(ctx, space, options.budget, options.budget_weight);
+}
+
+void EDropoutSearch::evaluate(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels) {
+    if (ising_) ising_->evaluate(ctx, population, energies_);
+    else evaluator_.evaluate(ctx, population, images, labels, energies_);
+    if (budget_) budget_->add_to(ctx, population, energies_);
 }
 
 void EDropoutSearch::before_step(Context& ctx, const Tensor& batch_images, const Tensor& batch_labels, int64_t epoch) {
@@ -42,16 +50,20 @@ void EDropoutSearch::before_step(Context& ctx, const Tensor& batch_images, const
         const Shape& in = batch_images.shape();
         Tensor images = Tensor::view(const_cast<float*>(batch_images.data()), Shape{b, in[1], in[2], in[3]}, batch_images.device());
         Tensor labels = Tensor::view(const_cast<float*>(batch_labels.data()), Shape{b}, batch_labels.device());
+        if (ising_ && coupling_epoch_ != epoch) {
+            ising_->update_couplings(ctx, images);  // on the dense network (detaches the mask)
+            coupling_epoch_ = epoch;
+        }
         if (!initialised_) {
             evolution_.initialise(ctx, random_stream_key(seed_, kPurposeEvolution, 0));
             evolution_.unpack_members(ctx, members_);
-            evaluator_.evaluate(ctx, members_, images, labels, energies_);
+            evaluate(ctx, members_, images, labels);
             evolution_.set_energies(ctx, energies_);
             initialised_ = true;
         } else {
             evolution_.make_trials(ctx, random_stream_key(seed_, kPurposeEvolution, static_cast<uint64_t>(generations_) + 1));
             evolution_.unpack_trials(ctx, trials_);
-            evaluator_.evaluate(ctx, trials_, images, labels, energies_);
+            evaluate(ctx, trials_, images, labels);
             evolution_.select(ctx, energies_);
         }
         ++generations_;
@@ -92,6 +104,10 @@ void EDropoutSearch::save(std::vector<std::pair<std::string, Tensor>>& tensors, 
     meta["edropout.generations"] = std::to_string(generations_);
     meta["edropout.unchanged"] = std::to_string(unchanged_);
     meta["edropout.last_best"] = nlohmann::json(last_best_).dump();
+    if (ising_ && ising_->ready()) {
+        tensors.emplace_back("edropout.ising_couplings", ising_->couplings().to(Device::cpu));
+        meta["edropout.coupling_epoch"] = std::to_string(coupling_epoch_);
+    }
 }
 
 void EDropoutSearch::restore(Context& ctx, const Checkpoint& ck) {
@@ -104,6 +120,10 @@ void EDropoutSearch::restore(Context& ctx, const Checkpoint& ck) {
     if (initialised_)
         evolution_.restore(ctx, ck.get("edropout.members", Shape{p, d}).values, ck.get("edropout.energies", Shape{p}).values);
     best_.copy_from(Tensor::from_host(ck.get("edropout.best", Shape{d}).values, Shape{d}, Device::cpu));
+    if (ising_ && ck.tensors.count("edropout.ising_couplings")) {
+        ising_->set_couplings(ctx, ck.get("edropout.ising_couplings", Shape{d, d}).values);
+        coupling_epoch_ = std::stoll(ck.meta("edropout.coupling_epoch"));
+    }
 }
 
 }  // namespace sp

@@ -17,6 +17,7 @@
 #include "pruning/evolution.h"
 #include "pruning/mask_space.h"
 #include "pruning/population.h"
+#include "pruning/state_energy.h"
 
 namespace sp {
 
@@ -27,6 +28,13 @@ struct EDropoutOptions {
     int64_t patience = 50;            // generations without a change of the best energy
     int64_t min_generations = 1000;   // and at least this many generations in all
     int64_t eval_images = 0;          // energies from the batch's first images only (0 = all)
+    // The Ising energy of the state instead of the batch's logits (evaluation.energy unused);
+    // its couplings are recomputed at the first generation of every epoch.
+    bool ising = false;
+    IsingOptions ising_options;
+    // Budget term λ · max(cost kept − budget.keep, 0) added to every energy (0 = none).
+    double budget_weight = 0;
+    PruneTarget budget;
 };
 
 class EDropoutSearch {
@@ -52,10 +60,17 @@ public:
     void restore(Context& ctx, const Checkpoint& ck);
 
 private:
+    // energies_ of `population` (P, D): the data energy on the batch, or the Ising energy, plus
+    // the budget term.
+    void evaluate(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels);
+
     MaskSpace& space_;
     EDropoutOptions options_;
     Evolution evolution_;
     PopulationEvaluator evaluator_;
+    std::unique_ptr<IsingEnergy> ising_;
+    std::unique_ptr<BudgetEnergy> budget_;
+    int64_t coupling_epoch_ = -1;  // the epoch whose first batch set the Ising couplings
     Tensor trials_, members_, energies_, best_;  // (P, D), (P, D), (P), (D)
     uint64_t seed_;
     bool initialised_ = false, converged_ = false;

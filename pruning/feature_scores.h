@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,13 @@ void map_ranks(Context& ctx, const Tensor& maps, bool relu, Tensor& out);
 // segments are supported: a residual group's map would be its block output, which the wiring
 // does not expose. l1 / l2: the norm of each channel's filter weights (stored weights, masks
 // ignored) summed over the layers writing the set; `images` is not read.
+// The forward behind the data-driven scores: runs the model in eval mode (restored afterwards)
+// on the first o.images of `images`, o.batch_size at a time, and after each forward hands
+// every segment's map — the output of the BN of the layer writing the set (B, C, H, W); a linear
+// layer's neurons as (B, F, 1, 1); before any ReLU — to `visit`. Same conditions as below.
+void visit_feature_maps(Context& ctx, MaskSpace& space, const Tensor& images, const FeatureScoreOptions& o,
+                        const std::function<void(size_t segment, const Tensor& maps)>& visit);
+
 std::vector<float> feature_map_scores(Context& ctx, MaskSpace& space, const Tensor& images,
                                       const FeatureScoreOptions& o);
 

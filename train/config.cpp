@@ -262,7 +262,7 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
 
     Section model(root, path, "model");
     model.read("name", c.model.name,
-               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "vgg16", "alexnet", "squeezenet"});
+               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg16", "alexnet", "squeezenet"});
     model.read("shortcut", c.model.shortcut, {"A", "B"});
     model.reject_unknown();
 
@@ -290,7 +290,13 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.read("crossover", p.crossover);
     prune.require_range("crossover", p.crossover, 0.0, 1.0);
     prune.read("rule", p.rule, {"reference", "textbook"});
-    prune.read("energy", p.energy, {"margin", "cross-entropy", "error"});
+    prune.read("energy", p.energy, {"margin", "cross-entropy", "error", "ising"});
+    prune.read("ising_keep_target", p.ising_keep_target);
+    prune.require_range("ising_keep_target", p.ising_keep_target, 0.0, 1.0);
+    prune.read("ising_penalty", p.ising_penalty);
+    prune.require_range("ising_penalty", p.ising_penalty, 0.0, 1e9);
+    prune.read("budget_weight", p.budget_weight);
+    prune.require_range("budget_weight", p.budget_weight, 0.0, 1e9);
     prune.read("member_batch_statistics", p.member_batch_statistics);
     prune.read("min_epochs", p.min_epochs);
     prune.require_range<int64_t>("min_epochs", p.min_epochs, -1, 100000);
@@ -358,7 +364,9 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"prune_residual_groups", p.prune_residual_groups},
                               {"baseline_checkpoint", p.baseline_checkpoint}, {"members", p.members},
                               {"mutation_rate", p.mutation_rate}, {"crossover", p.crossover}, {"rule", p.rule},
-                              {"energy", p.energy}, {"member_batch_statistics", p.member_batch_statistics},
+                              {"energy", p.energy}, {"ising_keep_target", p.ising_keep_target},
+                              {"ising_penalty", p.ising_penalty}, {"budget_weight", p.budget_weight},
+                              {"member_batch_statistics", p.member_batch_statistics},
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
                               {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
                               {"train_baseline", p.train_baseline}, {"score_images", p.score_images},

@@ -63,12 +63,15 @@ struct PruneConfig {
     bool gate_after_bn = true;         // filter masks: gate after BN (true removal) or before it
     bool prune_residual_groups = false;
     std::string baseline_checkpoint;   // "" = train the baseline as [train] says
-    // edropout: the search runs during [train]; `keep` and `budget` are not used by it.
+    // edropout: the search runs during [train]; `keep` and `budget` are its budget term's target.
     int64_t members = 8;               // population size P
     double mutation_rate = 0.1;        // probability of DE's per-unit flag F
     double crossover = 0.9;            // CR
     std::string rule = "reference";    // reference | textbook (binary DE mutation rule)
-    std::string energy = "margin";     // margin | cross-entropy | error
+    std::string energy = "margin";     // margin | cross-entropy | error | ising (of the state alone)
+    double ising_keep_target = 0.5;    // ising: the fraction of units below which the penalty applies
+    double ising_penalty = 100.0;      // ising: the penalty's weight
+    double budget_weight = 0.0;        // λ of the budget term λ·max(kept − keep, 0) in `budget` units (0 = none)
     bool member_batch_statistics = false;  // BN per member's batch statistics while evaluating
     int64_t min_epochs = -1;           // the search may stop from this epoch (-1 = half of train.epochs)
     int64_t patience = 50;             // generations without a change of the best energy

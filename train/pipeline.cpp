@@ -179,7 +179,15 @@ EDropoutOptions edropout_options(const ExperimentConfig& c) {
     o.evolution.mutation_rate = p.mutation_rate;
     o.evolution.crossover = p.crossover;
     o.evolution.rule = p.rule == "textbook" ? MutationRule::textbook : MutationRule::reference;
-    o.evaluation.energy = energy_from_name(p.energy);
+    if (p.energy == "ising") {
+        o.ising = true;
+        o.ising_options.keep_target = p.ising_keep_target;
+        o.ising_options.penalty = p.ising_penalty;
+    } else {
+        o.evaluation.energy = energy_from_name(p.energy);
+    }
+    o.budget_weight = p.budget_weight;
+    o.budget = PruneTarget{budget_from_name(p.budget), p.keep};
     o.evaluation.member_batch_statistics = p.member_batch_statistics;
     o.min_epochs = p.min_epochs >= 0 ? p.min_epochs : c.train.epochs / 2;
     o.patience = p.patience;
