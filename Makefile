@@ -83,7 +83,7 @@ TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
 
-.PHONY: all help deps third-party build test run train exp bench-population clean data-cifar10 data-cifar100 data-fashion-mnist
+.PHONY: all help deps third-party build test run train exp bench-population bench-scoring clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -164,16 +164,23 @@ data-fashion-mnist: deps  ## Fashion-MNIST from the Debian package dataset-fashi
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { echo "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"; exit 1; }
 	@echo "Fashion-MNIST in /usr/share/datasets/fashion-mnist"
 
-BENCH_POP := $(BUILD)/bin/population_bench
-$(BENCH_POP): $(BUILD)/bench/population.o $(LIB)
+# Every bench/NAME.cpp is one program, $(BUILD)/bin/NAME_bench, linked against the library.
+BENCH_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard bench/*.cpp))
+$(BUILD)/bin/%_bench: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+BENCH_POP := $(BUILD)/bin/population_bench
 
 bench-population: deps  ## batched vs one-by-one population evaluation (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCH_POP)
 	./$(BENCH_POP) --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
 
+bench-scoring: deps  ## time to score every filter of ResNet-56 from 640 images, and the SVD's share (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/scoring_cost_bench
+	./$(BUILD)/bin/scoring_cost_bench --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+
 clean:  ## remove build outputs
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BUILD)/bench/population.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

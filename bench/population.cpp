@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
 #include "kernels/check.h"
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
@@ -20,38 +21,7 @@
 
 using namespace sp;
 
-namespace {
-
-// Median seconds of `repeats` runs after one warm-up; CUDA events on the GPU.
-template <typename F>
-double median_seconds(Context& ctx, int repeats, F run) {
-    run();  // warm-up: allocations, cuDNN algorithm choice
-    std::vector<double> t;
-    for (int r = 0; r < repeats; ++r) {
-        if (ctx.device() == Device::cuda) {
-            cudaEvent_t a, b;
-            SP_CHECK(cudaEventCreate(&a));
-            SP_CHECK(cudaEventCreate(&b));
-            SP_CHECK(cudaEventRecord(a, ctx.stream()));
-            run();
-            SP_CHECK(cudaEventRecord(b, ctx.stream()));
-            SP_CHECK(cudaEventSynchronize(b));
-            float ms = 0.0f;
-            SP_CHECK(cudaEventElapsedTime(&ms, a, b));
-            SP_CHECK(cudaEventDestroy(a));
-            SP_CHECK(cudaEventDestroy(b));
-            t.push_back(ms * 1e-3);
-        } else {
-            auto start = std::chrono::steady_clock::now();
-            run();
-            t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        }
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
-
-}  // namespace
+using bench::median_seconds;
 
 int main(int argc, char** argv) {
     cpu::configure_cpu_blas(argv);
