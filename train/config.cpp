@@ -310,6 +310,8 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.read("score_images", p.score_images);
     prune.require_range<int64_t>("score_images", p.score_images, 1, 1000000);
     prune.read("post_relu", p.post_relu);
+    prune.read("criterion", p.criterion);
+    if (!p.criterion.empty()) prune.read("criterion", p.criterion, {"nuclear", "rank", "l1", "l2"});
     prune.read("rates", p.rates);
     for (double r : p.rates) prune.require_range("rates", r, 0.0, 0.999);
     prune.reject_unknown({"gibbs", "rl"});
@@ -370,7 +372,7 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
                               {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
                               {"train_baseline", p.train_baseline}, {"score_images", p.score_images},
-                              {"post_relu", p.post_relu}, {"rates", rates},
+                              {"post_relu", p.post_relu}, {"criterion", p.criterion}, {"rates", rates},
                               {"gibbs", gibbs_table(p.gibbs)}, {"rl", rl_table(p.rl)}}},
         {"finetune", train_table(c.finetune)},
     };

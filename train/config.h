@@ -81,6 +81,7 @@ struct PruneConfig {
     // energy-aware / hrank: feature-map importance of every filter (METHODS.md §3).
     int64_t score_images = 640;        // training images the scores average over
     bool post_relu = true;             // score the map after ReLU (else the BN output)
+    std::string criterion;             // nuclear | rank | l1 | l2: overrides the method's (nuclear / rank)
     std::vector<double> rates;         // per prunable set, the fraction of filters to prune; empty: `keep` and `budget`
     GibbsConfig gibbs;
     ConstrainedRlConfig rl;

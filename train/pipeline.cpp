@@ -51,7 +51,9 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     // lowest-scoring filters of every layer go, at fixed per-layer rates or to the budget.
     SP_REQUIRE(p.method == "energy-aware" || p.method == "hrank", "prune: unknown method '" << p.method << "'");
     FeatureScoreOptions fo;
-    fo.criterion = p.method == "hrank" ? FeatureCriterion::rank : FeatureCriterion::nuclear_norm;
+    fo.criterion = !p.criterion.empty()   ? feature_criterion_from_name(p.criterion)
+                   : p.method == "hrank" ? FeatureCriterion::rank
+                                         : FeatureCriterion::nuclear_norm;
     fo.images = std::min(p.score_images, run.data.split.train.size());
     fo.post_relu = p.post_relu;
     LoaderOptions lo;
