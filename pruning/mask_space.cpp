@@ -181,31 +181,54 @@ void MaskSpace::detach() {
 
 std::vector<float> MaskSpace::all_kept() const { return std::vector<float>(static_cast<size_t>(size_), 1.0f); }
 
+namespace {
+
+// Turns units of `seg` on, best score first (ties and no scores: the first ones), until at
+// least `required` are kept; makes the segment 0/1 first.
+void keep_at_least(std::vector<float>& state, const MaskSegment& seg, int64_t required, const std::vector<float>* scores) {
+    auto begin = state.begin() + seg.offset, end = begin + seg.size;
+    for (auto it = begin; it != end; ++it) *it = *it > 0.5f ? 1.0f : 0.0f;  // a state holds 0/1
+    int64_t kept = std::count(begin, end, 1.0f);
+    if (kept >= required) return;
+    std::vector<int64_t> order(static_cast<size_t>(seg.size));
+    std::iota(order.begin(), order.end(), int64_t{0});
+    if (scores) {
+        const float* sc = scores->data() + seg.offset;
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sc[a] > sc[b]; });
+    }
+    for (int64_t u : order) {
+        if (kept >= required) break;
+        float& v = state[static_cast<size_t>(seg.offset + u)];
+        if (v == 0.0f) {
+            v = 1.0f;
+            ++kept;
+        }
+    }
+}
+
+}  // namespace
+
 void MaskSpace::repair(std::vector<float>& state, const std::vector<float>* scores) const {
     SP_REQUIRE(static_cast<int64_t>(state.size()) == size_,
                "MaskSpace::repair: state has " << state.size() << " units, expected " << size_);
     SP_REQUIRE(!scores || scores->size() == state.size(),
                "MaskSpace::repair: scores have " << scores->size() << " entries, expected " << size_);
+    for (const MaskSegment& seg : segments_) keep_at_least(state, seg, seg.min_kept, scores);
+}
+
+void MaskSpace::round_kept_widths(std::vector<float>& state, int64_t multiple, const std::vector<float>& scores) const {
+    SP_REQUIRE(options_.granularity == Granularity::filter,
+               "MaskSpace::round_kept_widths: rounds channel widths (filter granularity), this space is "
+                   << granularity_name(options_.granularity));
+    SP_REQUIRE(multiple >= 1, "MaskSpace::round_kept_widths: multiple must be at least 1, got " << multiple);
+    SP_REQUIRE(static_cast<int64_t>(state.size()) == size_ && scores.size() == state.size(),
+               "MaskSpace::round_kept_widths: state and scores must have " << size_ << " units, got " << state.size()
+                                                                           << " and " << scores.size());
     for (const MaskSegment& seg : segments_) {
-        auto begin = state.begin() + seg.offset, end = begin + seg.size;
-        for (auto it = begin; it != end; ++it) *it = *it > 0.5f ? 1.0f : 0.0f;  // a state holds 0/1
-        int64_t kept = std::count(begin, end, 1.0f);
-        if (kept >= seg.min_kept) continue;
-        // Turn units on, best score first (ties and no scores: the first ones).
-        std::vector<int64_t> order(static_cast<size_t>(seg.size));
-        std::iota(order.begin(), order.end(), int64_t{0});
-        if (scores) {
-            const float* sc = scores->data() + seg.offset;
-            std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sc[a] > sc[b]; });
-        }
-        for (int64_t u : order) {
-            if (kept >= seg.min_kept) break;
-            float& v = state[static_cast<size_t>(seg.offset + u)];
-            if (v == 0.0f) {
-                v = 1.0f;
-                ++kept;
-            }
-        }
+        const auto kept = static_cast<int64_t>(std::count_if(state.begin() + seg.offset, state.begin() + seg.offset + seg.size,
+                                                             [](float v) { return v > 0.5f; }));
+        const int64_t required = std::max(kept, seg.min_kept);
+        keep_at_least(state, seg, std::min(seg.size, (required + multiple - 1) / multiple * multiple), &scores);
     }
 }
 

@@ -68,6 +68,9 @@ public:
     // Makes a state valid: every segment keeps at least min_kept units (the largest-score
     // units when `scores` is given, else the first ones).
     void repair(std::vector<float>& state, const std::vector<float>* scores = nullptr) const;
+    // filter granularity: rounds every segment's kept count up to a multiple of `multiple` (or
+    // its whole size), turning on its best-scoring pruned units — widths that suit tensor cores.
+    void round_kept_widths(std::vector<float>& state, int64_t multiple, const std::vector<float>& scores) const;
     // filter granularity: the kept channel indices per set, as compact_model() takes them.
     std::map<int, std::vector<int64_t>> kept_channels(const std::vector<float>& state) const;
 

@@ -314,6 +314,43 @@ TEST_CASE("population: chunking (max_images_per_pass) and per-member batch stati
     CHECK_FALSE(n.model->training());
 }
 
+TEST_CASE("mask space: kept widths rounded up to a multiple, best-scoring pruned units first") {
+    Net n = make_net("lenet", 1, 16, Device::cpu, 2);  // segments conv1 16, conv2 32, fc1 64
+    MaskSpace space(*n.model, MaskSpaceOptions{});
+    std::vector<float> state(static_cast<size_t>(space.size()), 0.0f), scores(state.size());
+    for (size_t i = 0; i < scores.size(); ++i) scores[i] = static_cast<float>((i * 37) % 101);
+    const std::vector<int64_t> kept_before = {3, 0, 57};  // rounds to 8, 8 (min_kept 1 first), 64
+    for (size_t s = 0; s < 3; ++s) {
+        const MaskSegment& seg = space.segments()[s];
+        for (int64_t u = 0; u < kept_before[s]; ++u) state[static_cast<size_t>(seg.offset + seg.size - 1 - u)] = 1.0f;
+    }
+    const std::vector<float> before = state;
+    space.round_kept_widths(state, 8, scores);
+    const std::vector<int64_t> expected = {8, 8, 64};
+    for (size_t s = 0; s < 3; ++s) {
+        const MaskSegment& seg = space.segments()[s];
+        int64_t kept = 0;
+        float lowest_added = INFINITY, highest_left = -INFINITY;
+        for (int64_t u = seg.offset; u < seg.offset + seg.size; ++u) {
+            const auto i = static_cast<size_t>(u);
+            kept += state[i] == 1.0f;
+            if (before[i] == 1.0f) CHECK(state[i] == 1.0f);  // nothing kept is dropped
+            if (before[i] == 0.0f && state[i] == 1.0f) lowest_added = std::min(lowest_added, scores[i]);
+            if (state[i] == 0.0f) highest_left = std::max(highest_left, scores[i]);
+        }
+        CHECK(kept == expected[s]);
+        CHECK(lowest_added >= highest_left);  // the added units are the best-scoring pruned ones
+    }
+    std::vector<float> again = state;
+    space.round_kept_widths(again, 8, scores);
+    CHECK(again == state);
+    MaskSpaceOptions wo;
+    wo.granularity = Granularity::weight;
+    MaskSpace weights(*n.model, wo);
+    std::vector<float> w(static_cast<size_t>(weights.size()), 1.0f);
+    CHECK_THROWS_WITH_AS(weights.round_kept_widths(w, 8, w), doctest::Contains("filter granularity"), Error);
+}
+
 TEST_CASE("mask space: residual groups are pruned whole, only with option B, never with option A") {
     MaskSpaceOptions so;
     so.prune_residual_groups = true;

@@ -158,6 +158,46 @@ void read_gibbs_section(Section& gibbs, GibbsConfig& g) {
 
 // [prune.rl]: the constrained RL pruning keys (METHODS.md §4).
 void read_rl_section(Section& rl, ConstrainedRlConfig& r) {
+    rl.read("environment", r.environment, {"layer", "filter"});
+    rl.read("cost", r.cost, {"budget", "latency"});
+    rl.read("reward", r.reward, {"accuracy", "margin", "cross-entropy"});
+    rl.read("eval_images", r.eval_images);
+    rl.require_range<int64_t>("eval_images", r.eval_images, 1, 1000000);
+    rl.read("episodes", r.episodes);
+    rl.require_range<int64_t>("episodes", r.episodes, 1, 65536);
+    rl.read("updates", r.updates);
+    rl.require_range<int64_t>("updates", r.updates, 1, 1000000);
+    rl.read("batched", r.batched);
+    rl.read("max_prune", r.max_prune);
+    rl.require_range("max_prune", r.max_prune, 0.0, 0.999);
+    rl.read("latency_batch", r.latency_batch);
+    rl.require_range<int64_t>("latency_batch", r.latency_batch, 1, 1 << 16);
+    rl.read("hidden", r.hidden);
+    rl.require_range<int64_t>("hidden", r.hidden, 1, 4096);
+    rl.read("lr", r.lr);
+    rl.require_range("lr", r.lr, 0.0, 10.0);
+    rl.read("epochs", r.epochs);
+    rl.require_range<int64_t>("epochs", r.epochs, 1, 1000);
+    rl.read("minibatch", r.minibatch);
+    rl.require_range<int64_t>("minibatch", r.minibatch, 1, 1 << 20);
+    rl.read("clip", r.clip);
+    rl.require_range("clip", r.clip, 1e-6, 1.0);
+    rl.read("grad_clip", r.grad_clip);
+    rl.require_range("grad_clip", r.grad_clip, 0.0, 1e6);
+    rl.read("gamma", r.gamma);
+    rl.require_range("gamma", r.gamma, 0.0, 1.0);
+    rl.read("lambda_reward", r.lambda_reward);
+    rl.require_range("lambda_reward", r.lambda_reward, 0.0, 1.0);
+    rl.read("lambda_cost", r.lambda_cost);
+    rl.require_range("lambda_cost", r.lambda_cost, 0.0, 1.0);
+    rl.read("dual_lr", r.dual_lr);
+    rl.require_range("dual_lr", r.dual_lr, 0.0, 1e3);
+    rl.read("dual_init", r.dual_init);
+    rl.require_range("dual_init", r.dual_init, -100.0, 100.0);
+    rl.read("init_log_std", r.init_log_std);
+    rl.require_range("init_log_std", r.init_log_std, -10.0, 2.0);
+    rl.read("entropy_coef", r.entropy_coef);
+    rl.require_range("entropy_coef", r.entropy_coef, 0.0, 10.0);
 }
 
 ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides);
@@ -282,6 +322,11 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     prune.require_range("keep", p.keep, 1e-6, 1.0);
     prune.read("gate_after_bn", p.gate_after_bn);
     prune.read("prune_residual_groups", p.prune_residual_groups);
+    prune.read("round_to", p.round_to);
+    prune.require_range<int64_t>("round_to", p.round_to, 1, 1024);
+    SP_REQUIRE(p.round_to == 1 || p.granularity == "filter",
+               path << ": key 'prune.round_to': rounds channel widths, so it needs prune.granularity = \"filter\", got \""
+                    << p.granularity << "\"");
     prune.read("baseline_checkpoint", p.baseline_checkpoint);
     prune.read("members", p.members);
     prune.require_range<int64_t>("members", p.members, 4, 4096);
@@ -332,7 +377,14 @@ toml::table gibbs_table(const GibbsConfig& g) {
 }
 
 toml::table rl_table(const ConstrainedRlConfig& r) {
-    return toml::table{};
+    return toml::table{{"environment", r.environment}, {"cost", r.cost}, {"reward", r.reward},
+                       {"eval_images", r.eval_images}, {"episodes", r.episodes}, {"updates", r.updates},
+                       {"batched", r.batched}, {"max_prune", r.max_prune}, {"latency_batch", r.latency_batch},
+                       {"hidden", r.hidden}, {"lr", r.lr}, {"epochs", r.epochs}, {"minibatch", r.minibatch},
+                       {"clip", r.clip}, {"grad_clip", r.grad_clip}, {"gamma", r.gamma},
+                       {"lambda_reward", r.lambda_reward}, {"lambda_cost", r.lambda_cost}, {"dual_lr", r.dual_lr},
+                       {"dual_init", r.dual_init}, {"init_log_std", r.init_log_std},
+                       {"entropy_coef", r.entropy_coef}};
 }
 }  // namespace
 
@@ -363,7 +415,7 @@ std::string to_toml(const ExperimentConfig& c) {
         {"train", train_table(c.train)},
         {"prune", toml::table{{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
                               {"keep", p.keep}, {"gate_after_bn", p.gate_after_bn},
-                              {"prune_residual_groups", p.prune_residual_groups},
+                              {"prune_residual_groups", p.prune_residual_groups}, {"round_to", p.round_to},
                               {"baseline_checkpoint", p.baseline_checkpoint}, {"members", p.members},
                               {"mutation_rate", p.mutation_rate}, {"crossover", p.crossover}, {"rule", p.rule},
                               {"energy", p.energy}, {"ising_keep_target", p.ising_keep_target},

@@ -49,7 +49,30 @@ struct GibbsConfig {
 };
 
 // [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).
+// The budget fraction is prune.keep; `cost` = "budget" makes it the quantity prune.budget names.
 struct ConstrainedRlConfig {
+    std::string environment = "layer";  // layer (action: fraction to prune) | filter (per-filter keep values)
+    std::string cost = "budget";        // budget (prune.budget: params | macs) | latency (measured, filter granularity)
+    std::string reward = "accuracy";    // accuracy | margin | cross-entropy (−energy) on the validation images
+    int64_t eval_images = 500;          // validation images every episode is scored on
+    int64_t episodes = 32;              // parallel episodes per update (one population)
+    int64_t updates = 40;               // PPO updates (rollouts)
+    bool batched = true;                // evaluate an update's episodes as one population (else one by one)
+    double max_prune = 0.9;             // layer: largest fraction of a layer an action prunes
+    int64_t latency_batch = 1;          // cost = latency: images per timed forward
+    int64_t hidden = 32;                // width of the 2-hidden-layer actor and critics
+    double lr = 3e-4;                   // Adam, actor and critics
+    int64_t epochs = 10;                // PPO epochs per update
+    int64_t minibatch = 64;             // samples (steps) per minibatch
+    double clip = 0.2;                  // PPO ratio clip ε
+    double grad_clip = 0.5;             // global gradient-norm clip per network
+    double gamma = 0.99;
+    double lambda_reward = 0.95;        // GAE λ of the reward advantage
+    double lambda_cost = 1.0;           // GAE λ of the cost advantage
+    double dual_lr = 1.0;               // Adam on λ, ν = softplus(λ)
+    double dual_init = 0.0;             // initial λ
+    double init_log_std = -0.5;         // initial log σ of the Gaussian policy
+    double entropy_coef = 0.0;          // entropy bonus in the policy loss
 };
 
 // The prune stage of `spinprune run` (method "none": train and evaluate only).
@@ -62,6 +85,7 @@ struct PruneConfig {
     double keep = 0.5;                 // fraction of the dense model's parameters / MACs kept
     bool gate_after_bn = true;         // filter masks: gate after BN (true removal) or before it
     bool prune_residual_groups = false;
+    int64_t round_to = 1;              // filter: kept widths rounded up to a multiple of this (8: tensor cores)
     std::string baseline_checkpoint;   // "" = train the baseline as [train] says
     // edropout: the search runs during [train]; `keep` and `budget` are its budget term's target.
     int64_t members = 8;               // population size P

@@ -87,9 +87,15 @@ json latency_json(Run& run, Model& model) {
 // Applies the pruned `state` of `space` to the trained `model` and fills the summary's pruning
 // fields. With `finetune`, the masked model is fine-tuned before the final evaluations.
 json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, MaskSpace& space,
-                        const std::vector<float>& state, double search_s) {
+                        std::vector<float> state, double search_s) {
     const ExperimentConfig& config = run.config;
     const TrainConfig& eval_cfg = config.train;
+    if (config.prune.round_to > 1) {
+        // Widths up to the multiple, adding back the pruned filters of largest L1 norm.
+        FeatureScoreOptions l1;
+        l1.criterion = FeatureCriterion::l1;
+        space.round_kept_widths(state, config.prune.round_to, feature_map_scores(*run.ctx, space, Tensor(), l1));
+    }
     if (!std::filesystem::exists(run.dir->file("mask.safetensors"))) save_mask(run, space, state);
     Tensor units = Tensor::from_host(state, Shape{space.size()}, run.device);
     space.attach(*run.ctx, units);

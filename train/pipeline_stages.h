@@ -28,9 +28,10 @@ void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state
 
 // Applies the pruned `state` of `space` to the trained `model` and fills the summary's pruning
 // fields (masked and compacted evaluations, accounting, latency); with `finetune`, the masked
-// model is fine-tuned first. summary["completed"] is false when fine-tuning stopped early.
+// model is fine-tuned first; with prune.round_to > 1 the kept widths are rounded up first.
+// summary["completed"] is false when fine-tuning stopped early.
 json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, MaskSpace& space,
-                        const std::vector<float>& state, double search_s);
+                        std::vector<float> state, double search_s);
 
 // Gibbs pruning (train/pipeline_gibbs.cpp): trains `model` with a mask drawn every step, then
 // selects, fine-tunes and evaluates the final mask; returns the summary.
