@@ -83,7 +83,7 @@ TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
 
-.PHONY: all help deps third-party build test run train exp bench-population bench-scoring clean data-cifar10 data-cifar100 data-fashion-mnist
+.PHONY: all help deps third-party build test run train exp bench-population bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -175,6 +175,10 @@ BENCH_POP := $(BUILD)/bin/population_bench
 bench-population: deps  ## batched vs one-by-one population evaluation (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCH_POP)
 	./$(BENCH_POP) --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+
+bench-train: deps  ## a training step of ResNet-20/56 and VGG-16, ours beside PyTorch eager and torch.compile (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) build/release/bin/train_step_bench
+	bench/train_vs_torch.sh $(DEVICE)
 
 bench-scoring: deps  ## time to score every filter of ResNet-56 from 640 images, and the SVD's share (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/scoring_cost_bench
