@@ -57,6 +57,15 @@ __global__ void repeat_elements_kernel(const float* src, size_t k, float* dst, s
     SP_GRID_STRIDE_LOOP(i, n) dst[i] = src[i / k];
 }
 
+// One thread per dst element: consecutive threads write consecutive dst floats and read runs
+// of `inner` consecutive src floats, so both sides stay coalesced for inner ≥ 32.
+__global__ void swap_leading_axes_kernel(const float* src, size_t a, size_t b, size_t inner, float* dst, size_t n) {
+    SP_GRID_STRIDE_LOOP(k, n) {
+        const size_t r = k % inner, ji = k / inner, i = ji % a, j = ji / a;
+        dst[k] = src[(i * b + j) * inner + r];
+    }
+}
+
 __global__ void broadcast_rows_kernel(const float* b, float* y, size_t n, size_t cols) {
     SP_GRID_STRIDE_LOOP(i, n) y[i] = b[i % cols];
 }
@@ -182,6 +191,14 @@ void repeat_elements(const float* src, size_t n, size_t k, float* dst, cudaStrea
     SP_REQUIRE(src && dst && k >= 1, "repeat_elements: null pointer or k = 0");
     repeat_elements_kernel<<<grid_for(total), kThreadsPerBlock, 0, stream>>>(src, k, dst, total);
     SP_CHECK_LAUNCH("repeat_elements_kernel");
+}
+
+void swap_leading_axes(const float* src, size_t a, size_t b, size_t inner, float* dst, cudaStream_t stream) {
+    const size_t n = a * b * inner;
+    if (n == 0) return;
+    SP_REQUIRE(src && dst, "swap_leading_axes: null pointer");
+    swap_leading_axes_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(src, a, b, inner, dst, n);
+    SP_CHECK_LAUNCH("swap_leading_axes_kernel");
 }
 
 void broadcast_rows(const float* b, float* y, size_t rows, size_t cols, cudaStream_t stream) {

@@ -28,6 +28,8 @@ void slice_columns(const float* src, size_t rows, size_t src_cols, size_t begin,
                    cudaStream_t stream);
 // dst (n·k)[i] = src (n)[i / k]
 void repeat_elements(const float* src, size_t n, size_t k, float* dst, cudaStream_t stream);
+// dst (b, a, inner)[j, i, r] = src (a, b, inner)[i, j, r]
+void swap_leading_axes(const float* src, size_t a, size_t b, size_t inner, float* dst, cudaStream_t stream);
 // y (rows, cols) = b broadcast over rows (the bias term written before a GEMM with beta = 1)
 void broadcast_rows(const float* b, float* y, size_t rows, size_t cols, cudaStream_t stream);
 // Copies a channel block between (outer, src_channels, inner) and (outer, dst_channels, inner):

@@ -22,6 +22,9 @@ namespace sp {
 // per-weight mask: forward and backward-data use w ⊙ m (scratch memory) and the weight
 // gradient is multiplied by m. A gated channel thus behaves like a filter whose weights and
 // bias are zero, and gets zero gradient. Masks are non-owning; null = none.
+// A population of P weight masks, stacked along the output axis (P·K, ...), is for evaluation
+// only: population_forward runs a member-major batch of P·B images through every member's
+// masked weights in one convolution with P times the groups (no backward).
 class LayerMasks {
 public:
     LayerMasks(const std::string& layer, int64_t channels) : layer_(layer), channels_(channels) {}
@@ -29,6 +32,7 @@ public:
     void set_weight(const Tensor* mask, const Shape& weight_shape);
     const Tensor* output() const { return output_; }
     const Tensor* weight() const { return weight_; }
+    int64_t weight_members() const { return weight_members_; }  // P of a stacked weight mask, 1 for one mask
 
     // A population gate (P, C) needs a batch of P·B images.
     void check_batch(const Shape& input) const;
@@ -39,12 +43,20 @@ public:
     void gate_output(Context& ctx, Tensor& y) const;
     const Tensor& gate_gradient(Context& ctx, const Tensor& dy);  // dy or dy ⊙ gate
     void mask_weight_gradient(Context& ctx, Tensor& dw) const;
+    // With weight_members() = P > 1: y (P·B, K, P', Q') of x (P·B, C, H, W) under member p's
+    // weights w ⊙ m_p for rows [p·B, (p+1)·B): the stacked masked weights (P·K, C/g, R, S)
+    // convolve x regrouped as (B, P·C, H, W) with P·g groups. w (K, C/g, R, S), bias (K) or null.
+    void population_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias,
+                            ConvGeometry geometry, Tensor& y);
 
 private:
     std::string layer_;
     int64_t channels_;
     const Tensor* output_ = nullptr;
     const Tensor* weight_ = nullptr;
+    int64_t weight_members_ = 1;
+    Tensor grouped_x_, grouped_y_;              // (B, P·C, H, W), (B, P·K, P', Q')
+    Tensor repeated_bias_, tiled_bias_;         // (K, P), (P, K)
     bool weight_used_ = false;  // whether the last forward used masked_weight_
     Tensor masked_weight_;      // w ⊙ mask
     Tensor masked_dy_;          // dy ⊙ gate
@@ -56,8 +68,8 @@ public:
            int64_t kernel, int64_t stride = 1, int64_t padding = 0, int64_t groups = 1, bool bias = false);
     // Pruning masks (non-owning; null = none): output-channel gate (out_channels), or a
     // population of gates (P, out_channels) for a member-major batch of P·B images, and a
-    // per-weight mask (shape of the weight). Applied in forward and backward; the stored weights
-    // are never modified.
+    // per-weight mask (shape of the weight), or P of them stacked (P·K, C/g, R, S) for
+    // evaluation. Applied in forward and backward; the stored weights are never modified.
     void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }
     void set_weight_mask(const Tensor* mask);
     const Tensor* output_mask() const { return masks_.output(); }

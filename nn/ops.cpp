@@ -294,6 +294,18 @@ void repeat_elements(Context& ctx, const Tensor& src, int64_t k, Tensor& dst) {
     SP_DISPATCH(repeat_elements, ctx, src, k, dst);
 }
 
+void swap_leading_axes(Context& ctx, const Tensor& src, int64_t a, int64_t b, Tensor& dst) {
+    const char* op = "swap_leading_axes";
+    require_on(ctx, op, "src", src);
+    require_on(ctx, op, "dst", dst);
+    SP_REQUIRE(a >= 1 && b >= 1 && src.numel() % (a * b) == 0,
+               op << ": src " << src.shape().str() << " does not split into (" << a << ", " << b << ", ...)");
+    SP_REQUIRE(dst.numel() == src.numel(), op << ": dst " << dst.shape().str() << " must hold the " << src.numel()
+                                              << " elements of src " << src.shape().str());
+    SP_REQUIRE(dst.data() != src.data() || src.numel() == 0, op << ": dst must not alias src");
+    SP_DISPATCH(swap_leading_axes, ctx, src, a, b, dst);
+}
+
 void member_energies(Context& ctx, const Tensor& logits, const Tensor& labels, EnergyKind kind, Tensor& energies) {
     const char* op = "member_energies";
     require_logits(op, ctx, logits, labels);

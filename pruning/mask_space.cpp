@@ -114,9 +114,6 @@ void MaskSpace::attach(Context& ctx, const Tensor& units) {
                "MaskSpace::attach: units " << units.shape().str() << ", expected (" << size_ << ") or (P, " << size_
                                            << ")");
     const int64_t members = population ? units.dim(0) : 1;
-    SP_REQUIRE(members == 1 || options_.granularity == Granularity::filter,
-               "MaskSpace::attach: a population of " << members << " " << granularity_name(options_.granularity)
-                                                     << " masks; attach one member at a time (P = 1)");
     detach();
     const auto& wiring = model_.wiring();
     float* base = const_cast<float*>(units.data());  // views only read: the layers take const masks
@@ -134,15 +131,21 @@ void MaskSpace::attach(Context& ctx, const Tensor& units) {
             }
         } else {
             const LayerWiring& w = wiring[static_cast<size_t>(seg.layer)];
-            const Shape shape = w.conv ? w.conv->weight().shape() : w.linear->weight().shape();
-            if (options_.granularity == Granularity::weight) {
+            Shape shape = w.conv ? w.conv->weight().shape() : w.linear->weight().shape();
+            const int64_t per_unit = options_.granularity == Granularity::kernel ? w.conv->kernel() * w.conv->kernel() : 1;
+            if (members == 1 && per_unit == 1) {
                 expanded_.push_back(Tensor::view(base + seg.offset, shape, ctx.device()));
-            } else {
-                Tensor m(shape, ctx.device());  // (K, C/g, R, S)
-                const Tensor kernels = Tensor::view(base + seg.offset, Shape{seg.size}, ctx.device());
-                repeat_elements(ctx, kernels, w.conv->kernel() * w.conv->kernel(), m);
-                expanded_.push_back(std::move(m));
+                continue;
             }
+            // A population stacks its members' masks along the output axis: (P·K, C/g, R, S).
+            std::vector<int64_t> dims = shape.dims();
+            dims[0] *= members;
+            Tensor m(Shape(dims), ctx.device());
+            Tensor units_of_layer = members == 1 ? Tensor::view(base + seg.offset, Shape{seg.size}, ctx.device())
+                                                 : Tensor(Shape{members, seg.size}, ctx.device());
+            if (members > 1) slice_columns(ctx, units, seg.offset, units_of_layer);
+            repeat_elements(ctx, units_of_layer, per_unit, m);  // kernel units over their k×k weights
+            expanded_.push_back(std::move(m));
         }
     }
     for (size_t s = 0; s < segments_.size(); ++s) {

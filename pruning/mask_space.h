@@ -57,7 +57,8 @@ public:
 
     // Gives `units` — a state (D) or a population (P, D) of 0/1 floats on ctx's device — to the
     // layers as masks. With a population, every forward must run on a batch of P·B images laid
-    // out member-major (rows [p·B, (p+1)·B) belong to member p). Valid until detach(), another
+    // out member-major (rows [p·B, (p+1)·B) belong to member p); a population of weight or
+    // kernel masks is for evaluation only (no backward). Valid until detach(), another
     // attach(), or the death of `units`.
     void attach(Context& ctx, const Tensor& units);
     void detach();

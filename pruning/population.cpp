@@ -1,10 +1,11 @@
-// The population evaluator. Filter masks: the mini-batch is replicated once per member
-// (member-major), the population is attached as (P, K) output gates and one forward in eval
-// mode gives every member's logits; member_energies reduces them per member. Weight and kernel
-// masks change the weights themselves, so batching them would need P weight copies and a
-// grouped convolution per layer (P times the weight traffic, and no cuDNN fast path): those
-// members run one after another on the B images instead. Nothing here was timed on a GPU yet;
-// bench/population.cpp measures the filter path against one-by-one evaluation.
+// The population evaluator. The mini-batch is replicated once per member (member-major), the
+// population is attached and one forward in eval mode gives every member's logits;
+// member_energies reduces them per member. Filter masks attach as (P, K) output gates. Weight
+// and kernel masks change the weights themselves: they attach as P stacked masks, and every
+// conv/linear layer convolves the regrouped batch with the P masked weight copies in one
+// grouped convolution (nn/layers.h, population_forward) — P times the weight traffic, one
+// launch instead of P. grouped_weight_masks = false runs those members one after another
+// instead. bench/population.cpp measures both paths against one-by-one evaluation.
 #include "pruning/population.h"
 
 #include <algorithm>
@@ -121,8 +122,7 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
                                    const Tensor& labels, Tensor& energies) {
     Model& model = space_.model();
     require_inputs(space_, ctx, model, population, images, labels, energies);
-    if (space_.granularity() != Granularity::filter) {
-        // Weight/kernel masks change the weights: one member at a time (see the file comment).
+    if (space_.granularity() != Granularity::filter && !options_.grouped_weight_masks) {
         evaluate_one_by_one(ctx, population, images, labels, energies);
         return;
     }

@@ -1,9 +1,9 @@
 // The population evaluator: the energies of P masks on one mini-batch of B images in one
-// batched pass. For filter masks the batch is replicated P times (P·B images, member-major)
-// and every gated layer multiplies its output channels by its member's mask in the same
-// kernel that scales channels; for weight and kernel masks the members run one after another
-// (see population.cpp for why and what was measured). The CPU reference of every path is
-// evaluate_one_by_one(): one forward per member.
+// batched pass. The batch is replicated P times (P·B images, member-major); for filter masks
+// every gated layer multiplies its output channels by its member's mask in the same kernel
+// that scales channels; for weight and kernel masks every conv/linear layer runs the P members'
+// masked weights as one grouped convolution (see population.cpp). The reference of every path
+// is evaluate_one_by_one(): one forward per member.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,8 @@ struct PopulationOptions {
     // Largest number of images in one forward (0 = no limit); the population is split into
     // chunks of whole members beyond it, and also when the device runs out of memory.
     int64_t max_images_per_pass = 0;
+    // Weight/kernel masks: all members in one grouped pass (else one member after another).
+    bool grouped_weight_masks = true;
 };
 
 class PopulationEvaluator {

@@ -724,7 +724,7 @@ TEST_CASE("cpu optimizers: sgd (momentum, nesterov), adam, adadelta, step by ste
 // A large-tensor case (indices past 2^31) needs >= 8 GiB per float tensor: not cheap on the CPU
 // test machines, so it lives on the CUDA side only.
 
-TEST_CASE("cpu population ops: scale_channels (P, C), slice_columns, repeat_elements, member_energies") {
+TEST_CASE("cpu population ops: scale_channels (P, C), slice_columns, repeat_elements, swap_leading_axes, member_energies") {
     Context ctx(Device::cpu);
     // scale_channels with a population: row n uses mask row n / (N / P).
     const int64_t members = 3, per = 2, c = 4, hw = 5;
@@ -760,6 +760,19 @@ TEST_CASE("cpu population ops: scale_channels (P, C), slice_columns, repeat_elem
     const Vec fv = few.to_host(), rv = rep.to_host();
     for (size_t i = 0; i < rv.size(); ++i) CHECK(rv[i] == fv[i / 9]);
     CHECK_THROWS_AS(repeat_elements(ctx, few, 8, rep), Error);
+
+    // swap_leading_axes: (3, 4, 5) -> (4, 3, 5), and back.
+    Tensor abr = test::random_tensor(Shape{3, 4, 5}, Device::cpu, 905), bar(Shape{4, 3, 5}, Device::cpu),
+           back(Shape{3, 4, 5}, Device::cpu);
+    swap_leading_axes(ctx, abr, 3, 4, bar);
+    const Vec av = abr.to_host(), bv = bar.to_host();
+    for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < 4; ++j)
+            for (int64_t r = 0; r < 5; ++r)
+                CHECK(bv[static_cast<size_t>((j * 3 + i) * 5 + r)] == av[static_cast<size_t>((i * 4 + j) * 5 + r)]);
+    swap_leading_axes(ctx, bar, 4, 3, back);
+    CHECK(back.to_host() == av);
+    CHECK_THROWS_AS(swap_leading_axes(ctx, abr, 7, 4, bar), Error);
 
     // member_energies against the formulas in double, with a tie for the error energy.
     const int64_t b = 3, k = 4;

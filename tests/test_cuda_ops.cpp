@@ -748,7 +748,7 @@ TEST_CASE("a CUDA context without a GPU is a clear sp::Error" * doctest::skip(::
 
 namespace sp::test {
 
-GPU_TEST_CASE("cuda population ops: scale_channels (P, C), slice_columns, repeat_elements, member_energies") {
+GPU_TEST_CASE("cuda population ops: scale_channels (P, C), slice_columns, repeat_elements, swap_leading_axes, member_energies") {
     const int64_t members = 4, per = 3, c = 5;
     Tensor x = random_tensor(Shape{members * per, c, 6, 7}, Device::cpu, 950);
     Tensor mask = random_tensor(Shape{members, c}, Device::cpu, 951);
@@ -765,9 +765,13 @@ GPU_TEST_CASE("cuda population ops: scale_channels (P, C), slice_columns, repeat
         member_energies(ctx, i[4], i[5], EnergyKind::cross_entropy, o[3]);
         member_energies(ctx, i[4], i[5], EnergyKind::margin, o[4]);
         member_energies(ctx, i[4], i[5], EnergyKind::error, o[5]);
+        swap_leading_axes(ctx, i[0], members, per, o[6]);  // (P, B, C·H·W) -> (B, P, C·H·W)
     };
     auto r = run_on_both({&x, &mask, &src, &few, &logits, &labels},
-                         {x.shape(), Shape{7, 100}, Shape{40, 9}, Shape{members}, Shape{members}, Shape{members}}, op);
+                         {x.shape(), Shape{7, 100}, Shape{40, 9}, Shape{members}, Shape{members}, Shape{members},
+                          Shape{per, members * c, 6, 7}},
+                         op);
+    check_within(r.cuda[6], as_double(r.cpu[6]), 0.0, "swap_leading_axes");
     check_within(r.cuda[0], as_double(r.cpu[0]), 0.0, "scale_channels (P, C)");  // one correctly rounded product
     check_within(r.cuda[1], as_double(r.cpu[1]), 0.0, "slice_columns");
     check_within(r.cuda[2], as_double(r.cpu[2]), 0.0, "repeat_elements");

@@ -232,11 +232,10 @@ TEST_CASE("population: batched == one-by-one, every granularity and energy, lene
                     Tensor batched(Shape{members}, Device::cpu), single(Shape{members}, Device::cpu);
                     ev.evaluate(ctx, pop, n.images, n.labels, batched);
                     ev.evaluate_one_by_one(ctx, pop, n.images, n.labels, single);
-                    if (g == Granularity::filter)
-                        test::check_within(batched.to_host(), as_double(single.to_host()),
-                                           energy_bounds(n, space, pop_host, members, kind), "batched vs one-by-one");
-                    else  // weight/kernel populations run member by member: the same arithmetic
-                        test::check_within(batched.to_host(), as_double(single.to_host()), 0.0, "batched vs one-by-one");
+                    // Weight/kernel populations run as grouped convolutions: the same dot products per
+                    // member, in GEMMs of other shapes — the same bound as the filter path.
+                    test::check_within(batched.to_host(), as_double(single.to_host()),
+                                       energy_bounds(n, space, pop_host, members, kind), "batched vs one-by-one");
                     // The model is left as it was: training mode, no masks.
                     CHECK(n.model->training());
                     CHECK(space.attached_members() == 0);
@@ -415,7 +414,14 @@ TEST_CASE("population: argument errors") {
     wo.granularity = Granularity::weight;
     MaskSpace weights(*n.model, wo);
     Tensor two(Shape{2, weights.size()}, Device::cpu);
-    CHECK_THROWS_AS(weights.attach(ctx, two), Error);  // weight masks: one member at a time
+    two.fill(1.0f);
+    weights.attach(ctx, two);  // a population of weight masks evaluates ...
+    Tensor images(Shape{8, 1, 16, 16}, Device::cpu);
+    Tensor& logits = n.model->forward(ctx, images);
+    CHECK_THROWS_WITH_AS(n.model->backward(ctx, logits), doctest::Contains("evaluation only"), Error);  // ... never trains
+    Tensor odd(Shape{3, 1, 16, 16}, Device::cpu);
+    CHECK_THROWS_WITH_AS(n.model->forward(ctx, odd), doctest::Contains("P·B images"), Error);
+    weights.detach();
 }
 
 GPU_TEST_CASE("population: batched on CUDA == one-by-one on CPU within the derived bound") {
@@ -425,15 +431,19 @@ GPU_TEST_CASE("population: batched on CUDA == one-by-one on CPU within the deriv
         Net cpu = make_net(name, channels, 16, Device::cpu, batch);
         Net gpu = make_net(name, channels, 16, Device::cuda, batch);  // same seeds: same weights and data
         Context cctx(Device::cpu), gctx(Device::cuda);
+        for (Granularity g : {Granularity::filter, Granularity::weight, Granularity::kernel})
         for (bool after_bn : {true, false}) {
+            if (g != Granularity::filter && !after_bn) continue;
             MaskSpaceOptions so;
+            so.granularity = g;
             so.gate_after_bn = after_bn;
             MaskSpace cspace(*cpu.model, so), gspace(*gpu.model, so);
             const auto pop_host = random_population(cspace, members, 31);
             Tensor cpop = Tensor::from_host(pop_host, Shape{members, cspace.size()}, Device::cpu);
             Tensor gpop = Tensor::from_host(pop_host, Shape{members, gspace.size()}, Device::cuda);
             for (EnergyKind kind : kKinds) {
-                const std::string what = name + (after_bn ? " after BN, " : " before BN, ") + energy_name(kind);
+                const std::string what = name + " " + granularity_name(g) + (after_bn ? " after BN, " : " before BN, ") +
+                                         energy_name(kind);
                 CAPTURE(what);
                 PopulationOptions po;
                 po.energy = kind;

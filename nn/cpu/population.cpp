@@ -1,5 +1,6 @@
 // CPU ops behind population evaluation: column slices of a population, kernel masks repeated
-// to weight masks, and the per-member energies of a member-major batch of logits.
+// to weight masks, member-major batches regrouped for grouped convolutions, and the per-member
+// energies of a member-major batch of logits.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -25,6 +26,17 @@ void repeat_elements(Context& ctx, const Tensor& src, int64_t k, Tensor& dst) {
     float* t = dst.data();
 #pragma omp parallel for schedule(static) if (n * k > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) std::fill(t + i * k, t + (i + 1) * k, s[i]);
+}
+
+void swap_leading_axes(Context& ctx, const Tensor& src, int64_t a, int64_t b, Tensor& dst) {
+    // src (a, b, inner) -> dst (b, a, inner), one contiguous run of `inner` floats per (i, j)
+    const int64_t inner = src.numel() / (a * b);
+    const float* s = src.data();
+    float* t = dst.data();
+#pragma omp parallel for schedule(static) if (src.numel() > kParallelGrain)
+    for (int64_t j = 0; j < b; ++j)
+        for (int64_t i = 0; i < a; ++i)
+            std::memcpy(t + (j * a + i) * inner, s + (i * b + j) * inner, sizeof(float) * static_cast<size_t>(inner));
 }
 
 void member_energies(Context& ctx, const Tensor& logits, const Tensor& labels, EnergyKind kind, Tensor& energies) {

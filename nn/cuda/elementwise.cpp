@@ -49,6 +49,11 @@ void repeat_elements(Context& ctx, const Tensor& src, int64_t k, Tensor& dst) {
     kernels::repeat_elements(src.data(), count(src), static_cast<size_t>(k), dst.data(), ctx.stream());
 }
 
+void swap_leading_axes(Context& ctx, const Tensor& src, int64_t a, int64_t b, Tensor& dst) {
+    kernels::swap_leading_axes(src.data(), static_cast<size_t>(a), static_cast<size_t>(b),
+                               count(src) / static_cast<size_t>(a * b), dst.data(), ctx.stream());
+}
+
 void dropout_forward(Context& ctx, const Tensor& x, float p, uint64_t key, Tensor& y, Tensor& keep_scale) {
     // The same float expression as the CPU backend, so kept values match bit for bit.
     const float scale = 1.0f / (1.0f - p);

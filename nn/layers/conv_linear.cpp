@@ -19,8 +19,15 @@ void LayerMasks::set_output(const Tensor* mask) {
 }
 
 void LayerMasks::set_weight(const Tensor* mask, const Shape& weight_shape) {
-    SP_REQUIRE(!mask || mask->shape() == weight_shape,
-               layer_ << ": weight mask has shape " << mask->shape().str() << ", expected " << weight_shape.str());
+    weight_members_ = 1;
+    if (mask && mask->shape() != weight_shape) {
+        // A population: P masks stacked along the output axis, (P·K, ...).
+        bool stacked = mask->rank() == weight_shape.rank() && mask->dim(0) % weight_shape[0] == 0;
+        for (int i = 1; stacked && i < weight_shape.rank(); ++i) stacked = mask->dim(i) == weight_shape[i];
+        SP_REQUIRE(stacked, layer_ << ": weight mask has shape " << mask->shape().str() << ", expected "
+                                   << weight_shape.str() << " or P of them stacked along the first axis");
+        weight_members_ = mask->dim(0) / weight_shape[0];
+    }
     weight_ = mask;
 }
 
@@ -32,6 +39,7 @@ void LayerMasks::check_batch(const Shape& input) const {
 
 const Tensor& LayerMasks::forward_weight(Context& ctx, const Tensor& w, const Shape& input) {
     check_batch(input);
+    SP_REQUIRE(weight_members_ == 1, layer_ << ": a population of weight masks takes population_forward");
     weight_used_ = weight_ != nullptr;
     if (!weight_used_) return w;
     ensure_shape(masked_weight_, w.shape(), ctx.device());
@@ -52,6 +60,36 @@ const Tensor& LayerMasks::gate_gradient(Context& ctx, const Tensor& dy) {
 
 void LayerMasks::mask_weight_gradient(Context& ctx, Tensor& dw) const {
     if (weight_used_) multiply(ctx, dw, *weight_, dw);
+}
+
+void LayerMasks::population_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias,
+                                    ConvGeometry geometry, Tensor& y) {
+    const int64_t p = weight_members_, k = w.dim(0);
+    SP_REQUIRE(weight_ && p > 1, layer_ << ": population_forward needs a stacked population of weight masks");
+    SP_REQUIRE(x.dim(0) % p == 0, layer_ << ": a population of " << p << " weight masks needs a batch of P·B images, got "
+                                         << x.shape().str());
+    check_batch(x.shape());
+    const int64_t b = x.dim(0) / p;
+    // Every member's masked weights: m (P, K·C/g·R·S) scaled column-wise by w.
+    ensure_shape(masked_weight_, Shape{p * k, w.dim(1), w.dim(2), w.dim(3)}, ctx.device());
+    Tensor stacked = masked_weight_.reshaped(Shape{p, w.numel()});
+    scale_channels(ctx, weight_->reshaped(Shape{p, w.numel()}), w.reshaped(Shape{w.numel()}), stacked);
+    weight_used_ = false;  // no backward follows a population forward
+    // (P, B, C·H·W) -> (B, P·C, H, W): member p's channels form group p (of g each).
+    ensure_shape(grouped_x_, Shape{b, p * x.dim(1), x.dim(2), x.dim(3)}, ctx.device());
+    swap_leading_axes(ctx, x, p, b, grouped_x_);
+    const Tensor* tiled = nullptr;
+    if (bias) {  // (K) -> (K, P) -> (P, K)
+        ensure_shape(repeated_bias_, Shape{k * p}, ctx.device());
+        repeat_elements(ctx, *bias, p, repeated_bias_);
+        ensure_shape(tiled_bias_, Shape{p * k}, ctx.device());
+        swap_leading_axes(ctx, repeated_bias_, k, p, tiled_bias_);
+        tiled = &tiled_bias_;
+    }
+    geometry.groups *= p;
+    ensure_shape(grouped_y_, Shape{b, p * k, y.dim(2), y.dim(3)}, ctx.device());
+    conv2d_forward(ctx, grouped_x_, masked_weight_, tiled, geometry, grouped_y_);
+    swap_leading_axes(ctx, grouped_y_, b, p, y);  // (B, P, K·P'·Q') -> (P·B, K, P', Q')
 }
 
 // ---------------------------------------------------------------------------------- Conv2d
@@ -116,6 +154,13 @@ Tensor& Conv2d::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
     Tensor w = weight();
+    if (masks_.weight_members() > 1) {  // evaluation of a population of weight masks
+        Tensor b = has_bias() ? bias() : Tensor();
+        masks_.population_forward(ctx, x, w, has_bias() ? &b : nullptr, geometry(), y_);
+        masks_.gate_output(ctx, y_);
+        x_ = Tensor();  // no backward
+        return y_;
+    }
     const Tensor& effective = masks_.forward_weight(ctx, w, x.shape());
     Tensor b = has_bias() ? bias() : Tensor();
     conv2d_forward(ctx, x, effective, has_bias() ? &b : nullptr, geometry(), y_);
@@ -126,6 +171,7 @@ Tensor& Conv2d::forward(Context& ctx, const Tensor& x) {
 
 Tensor& Conv2d::backward(Context& ctx, const Tensor& dy) {
     NvtxRange range((name_ + ".backward").c_str());
+    SP_REQUIRE(masks_.weight_members() == 1, name_ << ": a population of weight masks is for evaluation only (no backward)");
     SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
     SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
                                                << ", expected the output shape " << y_.shape().str());
@@ -178,6 +224,16 @@ Tensor& Linear::forward(Context& ctx, const Tensor& x) {
     NvtxRange range(name_.c_str());
     ensure_shape(y_, output_shape(x.shape()), ctx.device());
     Tensor w = weight();
+    if (masks_.weight_members() > 1) {  // evaluation of a population of weight masks, as 1x1 convolutions
+        Tensor b = has_bias() ? bias() : Tensor();
+        Tensor y4 = y_.reshaped(Shape{y_.dim(0), out_features_, 1, 1});
+        masks_.population_forward(ctx, x.reshaped(Shape{x.dim(0), in_features_, 1, 1}),
+                                  w.reshaped(Shape{out_features_, in_features_, 1, 1}), has_bias() ? &b : nullptr,
+                                  ConvGeometry{}, y4);
+        masks_.gate_output(ctx, y_);
+        x_ = Tensor();  // no backward
+        return y_;
+    }
     const Tensor& effective = masks_.forward_weight(ctx, w, x.shape());
     Tensor b = has_bias() ? bias() : Tensor();
     linear_forward(ctx, x, effective, has_bias() ? &b : nullptr, y_);
@@ -188,6 +244,7 @@ Tensor& Linear::forward(Context& ctx, const Tensor& x) {
 
 Tensor& Linear::backward(Context& ctx, const Tensor& dy) {
     NvtxRange range((name_ + ".backward").c_str());
+    SP_REQUIRE(masks_.weight_members() == 1, name_ << ": a population of weight masks is for evaluation only (no backward)");
     SP_REQUIRE(x_.defined(), name_ << ": backward before forward");
     SP_REQUIRE(dy.shape() == y_.shape(), name_ << ": gradient has shape " << dy.shape().str()
                                                << ", expected the output shape " << y_.shape().str());
