@@ -42,6 +42,18 @@ int64_t chunk_samples(const ConvDims& d) {
     return std::max<int64_t>(1, std::min<int64_t>(d.n, budget / std::max<int64_t>(per_sample, 1)));
 }
 
+// The output columns q whose input column q·stride − pad + s lies inside [0, width): [first, last).
+struct ColumnRange {
+    int64_t first, last;
+};
+ColumnRange valid_columns(int64_t q_count, int64_t stride, int64_t pad, int64_t s, int64_t width) {
+    // q·stride − pad + s >= 0  <=>  q >= ceil((pad − s) / stride); < width <=> q < ceil((width + pad − s) / stride)
+    auto ceil_div = [](int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; };
+    const int64_t first = std::min(q_count, ceil_div(pad - s, stride));
+    const int64_t last = std::max(first, std::min(q_count, ceil_div(width + pad - s, stride)));
+    return {first, last};
+}
+
 // col (CRS, nb PQ): col[(c, r, s), (j, p, q)] = x[n0 + j, c, p sh - ph + r, q sw - pw + s] or 0.
 void im2col(const float* x, const ConvDims& d, const ConvGeometry& g, int64_t n0, int64_t nb, float* col) {
     const int64_t rows = d.crs(), pq = d.pq(), width = nb * pq;
@@ -51,6 +63,7 @@ void im2col(const float* x, const ConvDims& d, const ConvGeometry& g, int64_t n0
             const int64_t c = row / (d.r * d.s), r = (row / d.s) % d.r, s = row % d.s;
             const float* plane = x + ((n0 + j) * d.c + c) * d.h * d.w;
             float* out = col + row * width + j * pq;
+            const ColumnRange cols = valid_columns(d.q, g.stride_w, g.pad_w, s, d.w);
             for (int64_t p = 0; p < d.p; ++p) {
                 const int64_t hi = p * g.stride_h - g.pad_h + r;
                 float* orow = out + p * d.q;
@@ -58,11 +71,16 @@ void im2col(const float* x, const ConvDims& d, const ConvGeometry& g, int64_t n0
                     std::fill(orow, orow + d.q, 0.0f);
                     continue;
                 }
+                // Padding columns are zero; the rest copy (stride 1: one contiguous run).
                 const float* xrow = plane + hi * d.w;
-                for (int64_t q = 0; q < d.q; ++q) {
-                    const int64_t wi = q * g.stride_w - g.pad_w + s;
-                    orow[q] = (wi >= 0 && wi < d.w) ? xrow[wi] : 0.0f;
+                const int64_t shift = s - g.pad_w;  // input column of q = q·stride + shift
+                std::fill(orow, orow + cols.first, 0.0f);
+                if (g.stride_w == 1) {
+                    std::copy(xrow + cols.first + shift, xrow + cols.last + shift, orow + cols.first);
+                } else {
+                    for (int64_t q = cols.first; q < cols.last; ++q) orow[q] = xrow[q * g.stride_w + shift];
                 }
+                std::fill(orow + cols.last, orow + d.q, 0.0f);
             }
         }
     }
@@ -81,14 +99,17 @@ void col2im(const float* col, const ConvDims& d, const ConvGeometry& g, int64_t 
             for (int64_t r = 0; r < d.r; ++r) {
                 for (int64_t s = 0; s < d.s; ++s) {
                     const float* in = col + ((c * d.r + r) * d.s + s) * width + j * pq;
+                    const ColumnRange cols = valid_columns(d.q, g.stride_w, g.pad_w, s, d.w);
                     for (int64_t p = 0; p < d.p; ++p) {
                         const int64_t hi = p * g.stride_h - g.pad_h + r;
                         if (hi < 0 || hi >= d.h) continue;
                         float* xrow = plane + hi * d.w;
+                        const int64_t shift = s - g.pad_w;  // column q lands at q·stride + shift
                         const float* irow = in + p * d.q;
-                        for (int64_t q = 0; q < d.q; ++q) {
-                            const int64_t wi = q * g.stride_w - g.pad_w + s;
-                            if (wi >= 0 && wi < d.w) xrow[wi] += irow[q];
+                        if (g.stride_w == 1) {
+                            for (int64_t q = cols.first; q < cols.last; ++q) xrow[q + shift] += irow[q];
+                        } else {
+                            for (int64_t q = cols.first; q < cols.last; ++q) xrow[q * g.stride_w + shift] += irow[q];
                         }
                     }
                 }
