@@ -17,6 +17,18 @@ namespace sp {
 
 using json = nlohmann::json;
 
+namespace {
+
+std::string read_whole_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    SP_REQUIRE(in, "cannot open " << what << " " << path);
+    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    SP_REQUIRE(!in.bad(), "cannot read " << what << " " << path);
+    return contents;
+}
+
+}  // namespace
+
 const CheckpointEntry& Checkpoint::get(const std::string& name, const Shape& shape) const {
     auto it = tensors.find(name);
     SP_REQUIRE(it != tensors.end(), path << ": checkpoint has no tensor '" << name << "'");
@@ -93,10 +105,20 @@ void save_checkpoint(const std::string& path, const std::vector<std::pair<std::s
     write_file_atomically(path, contents);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    SP_REQUIRE(in, "cannot open checkpoint " << path);
-    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+    std::vector<Tensor> views;
+    std::vector<std::pair<std::string, const Tensor*>> named;
+    views.reserve(checkpoint.tensors.size());  // no reallocation: `named` points into it
+    for (const auto& [name, e] : checkpoint.tensors) {
+        views.push_back(Tensor::view(const_cast<float*>(e.values.data()), e.shape, Device::cpu));
+        named.emplace_back(name, &views.back());
+    }
+    save_checkpoint(path, named, checkpoint.metadata);
+}
+
+Checkpoint load_checkpoint(const std::string& path) { return parse_checkpoint(read_whole_file(path, "checkpoint"), path); }
+
+Checkpoint parse_checkpoint(const std::string& contents, const std::string& path) {
     SP_REQUIRE(contents.size() >= 8, path << ": not a safetensors file (" << contents.size() << " bytes, need at least 8)");
     uint64_t length = 0;
     for (int i = 0; i < 8; ++i) length |= static_cast<uint64_t>(static_cast<unsigned char>(contents[i])) << (8 * i);
@@ -148,13 +170,35 @@ Checkpoint load_checkpoint(const std::string& path) {
                                                               << " floats but data_offsets span " << end - begin << " bytes");
         ranges.emplace_back(begin, end);
         CheckpointEntry entry{Shape(dims), std::vector<float>(numel)};
-        std::memcpy(entry.values.data(), data + begin, end - begin);
+        if (end > begin) std::memcpy(entry.values.data(), data + begin, end - begin);  // an empty vector's data() may be null
         ck.tensors.emplace(it.key(), std::move(entry));
     }
     std::sort(ranges.begin(), ranges.end());
     for (size_t i = 1; i < ranges.size(); ++i)
         SP_REQUIRE(ranges[i].first >= ranges[i - 1].second, path << ": tensors overlap in the data section");
     return ck;
+}
+
+MaskFile parse_mask(const std::string& contents, const std::string& path, int64_t units) {
+    Checkpoint ck = parse_checkpoint(contents, path);
+    auto format = ck.metadata.find("format");
+    SP_REQUIRE(format != ck.metadata.end() && format->second == kMaskFormat,
+               path << ": not a mask file: expected metadata format \"" << kMaskFormat << "\", found "
+                    << (format == ck.metadata.end() ? "none" : "\"" + format->second + "\""));
+    auto state = ck.tensors.find("state");
+    SP_REQUIRE(state != ck.tensors.end(), path << ": mask file has no tensor 'state'");
+    SP_REQUIRE(state->second.shape == Shape{units}, path << ": mask 'state' has shape " << state->second.shape.str()
+                                                          << ", the model's mask space expects (" << units
+                                                          << ") units (another model, width or granularity?)");
+    const std::vector<float>& values = state->second.values;
+    for (size_t i = 0; i < values.size(); ++i)
+        SP_REQUIRE(values[i] == 0.0f || values[i] == 1.0f,
+                   path << ": mask unit " << i << " is " << values[i] << ", expected 0 (pruned) or 1 (kept)");
+    return {std::move(state->second.values), std::move(ck.metadata)};
+}
+
+MaskFile load_mask(const std::string& path, int64_t units) {
+    return parse_mask(read_whole_file(path, "mask file"), path, units);
 }
 
 }  // namespace sp

@@ -22,7 +22,12 @@ EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Contex
                      for (const MaskSegment& s : space.segments()) segments.push_back({s.offset, s.size, s.min_kept});
                      return segments;
                  }()),
-      evaluator_(space, options.evaluation),
+      evaluator_(space,
+                 [&] {
+                     PopulationOptions o = options.evaluation;
+                     o.check_members = false;  // the evolution repairs every member
+                     return o;
+                 }()),
       seed_(ctx.seed()) {
     SP_REQUIRE(space.granularity() == Granularity::filter,
                "edropout: searches filter/neuron units (granularity = \"filter\"), got " << granularity_name(space.granularity()));

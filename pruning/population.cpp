@@ -9,6 +9,7 @@
 #include "pruning/population.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "kernels/check.h"
@@ -99,6 +100,36 @@ void require_inputs(const MaskSpace& space, Context& ctx, const Model& model, co
                op << ": energies " << energies.shape().str() << ", expected (" << population.dim(0) << ")");
 }
 
+// Every member keeps at least min_kept units of every segment (no layer emptied) and holds only 0/1.
+void require_valid_members(const MaskSpace& space, const Tensor& population) {
+    const std::vector<float> host = population.to_host();
+    const int64_t d = space.size();
+    for (int64_t p = 0; p < population.dim(0); ++p) {
+        for (const MaskSegment& seg : space.segments()) {
+            int64_t kept = 0;
+            for (int64_t u = seg.offset; u < seg.offset + seg.size; ++u) {
+                const float v = host[static_cast<size_t>(p * d + u)];
+                SP_REQUIRE(v == 0.0f || v == 1.0f, "PopulationEvaluator: member " << p << " has unit " << u << " = " << v
+                                                                                  << "; masks hold 0 or 1");
+                kept += v == 1.0f;
+            }
+            SP_REQUIRE(kept >= seg.min_kept, "PopulationEvaluator: member " << p << " keeps " << kept << " of the "
+                                                                            << seg.size << " units of " << seg.name
+                                                                            << ": at least " << seg.min_kept
+                                                                            << " must stay (a layer is never emptied)");
+        }
+    }
+}
+
+// Energies come back finite, or the evaluation names the member that was not.
+void require_finite_energies(const Tensor& energies) {
+    const std::vector<float> e = energies.to_host();
+    for (size_t p = 0; p < e.size(); ++p)
+        SP_REQUIRE(std::isfinite(e[p]), "PopulationEvaluator: member " << p << " has a non-finite energy (" << e[p]
+                                                                       << "): NaN/Inf in the weights, BN statistics or "
+                                                                          "images?");
+}
+
 }  // namespace
 
 PopulationEvaluator::PopulationEvaluator(MaskSpace& space, PopulationOptions options)
@@ -122,6 +153,7 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
                                    const Tensor& labels, Tensor& energies) {
     Model& model = space_.model();
     require_inputs(space_, ctx, model, population, images, labels, energies);
+    if (options_.check_members) require_valid_members(space_, population);
     if (space_.granularity() != Granularity::filter && !options_.grouped_weight_masks) {
         evaluate_one_by_one(ctx, population, images, labels, energies);
         return;
@@ -165,12 +197,14 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
         }
         done += m;
     }
+    require_finite_energies(energies);
 }
 
 void PopulationEvaluator::evaluate_one_by_one(Context& ctx, const Tensor& population, const Tensor& images,
                                               const Tensor& labels, Tensor& energies) {
     Model& model = space_.model();
     require_inputs(space_, ctx, model, population, images, labels, energies);
+    if (options_.check_members) require_valid_members(space_, population);
     ModelRestore restore(space_, options_.member_batch_statistics);
     set_evaluation_mode(model, options_.member_batch_statistics);
     const int64_t d = population.dim(1);
@@ -181,6 +215,7 @@ void PopulationEvaluator::evaluate_one_by_one(Context& ctx, const Tensor& popula
         Tensor e = elements(energies, p, 1);
         member_energies(ctx, logits, labels, options_.energy, e);
     }
+    require_finite_energies(energies);
 }
 
 }  // namespace sp

@@ -32,6 +32,10 @@ struct PopulationOptions {
     int64_t max_images_per_pass = 0;
     // Weight/kernel masks: all members in one grouped pass (else one member after another).
     bool grouped_weight_masks = true;
+    // Refuse members that empty a segment or hold values other than 0/1 (a host copy of the
+    // population per call; callers whose members are valid by construction, like EDropout's
+    // repaired evolution, turn it off). Non-finite energies are always refused.
+    bool check_members = true;
 };
 
 class PopulationEvaluator {

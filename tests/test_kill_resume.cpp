@@ -106,6 +106,9 @@ TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights
     }
     CHECK(kills >= 3);
     CHECK(during_write == 1);
+    // The count bench/results/reliability.md reports (doctest prints it with -s or on failure).
+    MESSAGE("kill and resume: survived " << kills << " SIGKILLs (" << during_write << " during a checkpoint write) in "
+                                         << attempt + 1 << " starts");
     Checkpoint a = load_checkpoint(straight + "/model.safetensors"), b = load_checkpoint(killed + "/model.safetensors");
     REQUIRE(a.tensors.size() == b.tensors.size());
     size_t differing = 0;

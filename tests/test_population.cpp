@@ -410,6 +410,24 @@ TEST_CASE("population: argument errors") {
     PopulationEvaluator ev(space, PopulationOptions{});
     Tensor pop(Shape{2, space.size() + 1}, Device::cpu), e(Shape{2}, Device::cpu);
     CHECK_THROWS_AS(ev.evaluate(ctx, pop, n.images, n.labels, e), Error);
+    // Members that empty a layer or are not 0/1 are refused, as are non-finite energies.
+    std::vector<float> ok(static_cast<size_t>(2 * space.size()), 1.0f), empty = ok, half = ok;
+    const MaskSegment& first = space.segments()[0];
+    std::fill_n(empty.begin() + space.size() + first.offset, first.size, 0.0f);
+    half[3] = 0.5f;
+    CHECK_THROWS_WITH_AS(ev.evaluate(ctx, Tensor::from_host(empty, Shape{2, space.size()}, Device::cpu), n.images,
+                                     n.labels, e),
+                         doctest::Contains("member 1 keeps 0"), Error);
+    CHECK_THROWS_WITH_AS(ev.evaluate_one_by_one(ctx, Tensor::from_host(half, Shape{2, space.size()}, Device::cpu),
+                                                n.images, n.labels, e),
+                         doctest::Contains("0 or 1"), Error);
+    Net broken = make_net("lenet", 1, 16, Device::cpu, 4);
+    broken.model->parameters().values().fill(NAN);  // the classifier's NaN survives the ReLUs
+    MaskSpace broken_space(*broken.model, MaskSpaceOptions{});
+    PopulationEvaluator broken_ev(broken_space, PopulationOptions{});
+    CHECK_THROWS_WITH_AS(broken_ev.evaluate(ctx, Tensor::from_host(ok, Shape{2, space.size()}, Device::cpu),
+                                            broken.images, broken.labels, e),
+                         doctest::Contains("non-finite energy"), Error);
     MaskSpaceOptions wo;
     wo.granularity = Granularity::weight;
     MaskSpace weights(*n.model, wo);

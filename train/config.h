@@ -42,10 +42,21 @@ struct TrainConfig {
     double warmup_epochs = 0.0;
     double label_smoothing = 0.0;
     int64_t checkpoint_every = 1;       // epochs
+    // A step whose loss or gradients hold a NaN/Inf: "stop" (an error naming the step and the
+    // layer; the last good checkpoint stays) or "skip" (no update; counted in the metrics).
+    std::string on_nonfinite = "stop";
 };
 
-// [prune.gibbs]: Gibbs pruning (METHODS.md §2).
+// [prune.gibbs]: Gibbs pruning (METHODS.md §2). The Hamiltonian follows prune.granularity:
+// weight = unstructured, kernel = kernel-wise, filter = filter-wise (chromatic sweeps).
 struct GibbsConfig {
+    double p = 0.9;                // fraction pruned per layer: Q_p is the p-th percentile
+    double beta_start = 1.0;       // β of the first epoch (the paper: 1, filter-wise 10^-2.5)
+    double beta_end = 1e4;         // β from epoch anneal_epochs on (the paper: 10^4, filter-wise 1)
+    int64_t anneal_epochs = 128;   // log-spaced β over these epochs, then held
+    double kernel_coupling = 0.01; // c of the kernel-wise Hamiltonian
+    double filter_coupling = 1.0;  // c of the filter-wise Hamiltonian (in-kernel and between halves)
+    int64_t sweeps = 50;           // filter-wise: chromatic sweeps per draw
 };
 
 // [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).
@@ -58,6 +69,7 @@ struct ConstrainedRlConfig {
     int64_t episodes = 32;              // parallel episodes per update (one population)
     int64_t updates = 40;               // PPO updates (rollouts)
     bool batched = true;                // evaluate an update's episodes as one population (else one by one)
+    int64_t max_images_per_pass = 0;    // largest batch of one population forward (0 = no limit)
     double max_prune = 0.9;             // layer: largest fraction of a layer an action prunes
     int64_t latency_batch = 1;          // cost = latency: images per timed forward
     int64_t hidden = 32;                // width of the 2-hidden-layer actor and critics

@@ -37,11 +37,15 @@ MaskSpaceOptions mask_options(const PruneConfig& p) {
 std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     const std::string path = run.dir->file("mask.safetensors");
     if (std::filesystem::exists(path)) {
-        Checkpoint ck = load_checkpoint(path);
-        SP_REQUIRE(ck.meta("method") == run.config.prune.method && ck.meta("granularity") == run.config.prune.granularity,
-                   path << ": mask of method " << ck.meta("method") << " / " << ck.meta("granularity")
+        const MaskFile mask = load_mask(path, space.size());  // every value exactly 0 or 1
+        auto meta = [&](const char* key) {
+            auto it = mask.metadata.find(key);
+            return it == mask.metadata.end() ? std::string("(none)") : it->second;
+        };
+        SP_REQUIRE(meta("method") == run.config.prune.method && meta("granularity") == run.config.prune.granularity,
+                   path << ": mask of method " << meta("method") << " / " << meta("granularity")
                         << ", the config asks for " << run.config.prune.method << " / " << run.config.prune.granularity);
-        return ck.get("state", Shape{space.size()}).values;
+        return mask.state;
     }
     const PruneConfig& p = run.config.prune;
     const PruneTarget target{budget_from_name(p.budget), p.keep};
@@ -75,6 +79,20 @@ void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state
     save_checkpoint(run.dir->file("mask.safetensors"), {{"state", &t}},
                     {{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
                      {"keep", json(p.keep).dump()}, {"format", "spinprune-mask"}, {"version", "1"}});
+}
+
+bool train_reference_baseline(Run& run, json& summary) {
+    const ExperimentConfig& config = run.config;
+    std::unique_ptr<Model> reference = build_model(config, run.data.split.train, run.device);
+    if (!fit(run, *reference, config.train, "baseline")) {
+        summary["completed"] = false;
+        return false;
+    }
+    json baseline = evaluation(run, *reference, config.train);
+    baseline.update(cost_json(reference->parameter_count(), reference->macs_per_image()));
+    summary["baseline"] = baseline;
+    summary["time_s"]["baseline"] = run.phase_seconds["baseline"];
+    return true;
 }
 
 json cost_json(int64_t params, int64_t macs) { return {{"params", params}, {"macs", macs}}; }
@@ -249,18 +267,7 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
         // (the paper's (F) evaluation), the pruned one has the best state applied ((P)).
         SP_REQUIRE(config.prune.baseline_checkpoint.empty(),
                    config.source << ": edropout trains from scratch: remove prune.baseline_checkpoint");
-        if (config.prune.train_baseline) {
-            // The unpruned reference: the same network and schedule without the search.
-            std::unique_ptr<Model> reference = build_model(config, run.data.split.train, run.device);
-            if (!fit(run, *reference, config.train, "baseline")) {
-                summary["completed"] = false;
-                return summary;
-            }
-            json baseline = evaluation(run, *reference, config.train);
-            baseline.update(cost_json(reference->parameter_count(), reference->macs_per_image()));
-            summary["baseline"] = baseline;
-            summary["time_s"]["baseline"] = run.phase_seconds["baseline"];
-        }
+        if (config.prune.train_baseline && !train_reference_baseline(run, summary)) return summary;
         MaskSpace space(model, mask_options(config.prune));
         EDropoutSearch search(space, edropout_options(config), *run.ctx);
         EDropoutHook hook(search);

@@ -21,6 +21,11 @@ json cost_json(int64_t params, int64_t macs);
 // Latency in ms at batch 1 and 128 ({"b1", "b128"}).
 json latency_json(Run& run, Model& model);
 
+// For methods that train and prune at once (prune.train_baseline): trains the same network and
+// schedule without masks or search and records it as summary["baseline"]. False when training
+// stopped early (summary["completed"] is then false).
+bool train_reference_baseline(Run& run, json& summary);
+
 // The pruned state of the prune stage: mask.safetensors when the run saved one, else the
 // configured method's selection on the trained model.
 std::vector<float> pruned_state(Run& run, MaskSpace& space);

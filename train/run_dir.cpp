@@ -3,9 +3,12 @@
 
 #include <cudnn.h>
 #include <cuda_runtime.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -18,7 +21,21 @@ RunDir::RunDir(std::string path) : path_(std::move(path)) {
     std::error_code ec;
     std::filesystem::create_directories(path_, ec);
     SP_REQUIRE(!ec, "cannot create run directory " << path_ << ": " << ec.message());
-    SP_REQUIRE(::access(path_.c_str(), W_OK) == 0, "run directory " << path_ << " is not writable");
+    const std::string probe = file(".write_probe." + std::to_string(::getpid()));
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    SP_REQUIRE(fd >= 0, "run directory " << path_ << " is not writable: " << std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
+}
+
+void RunDir::require_free_space(uint64_t bytes, const std::string& what) const {
+    std::error_code ec;
+    const std::filesystem::space_info space = std::filesystem::space(path_, ec);
+    if (ec) return;
+    auto mib = [](uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
+    SP_REQUIRE(space.available >= bytes, "run directory " << path_ << ": not enough free disk space for the " << what
+                                                          << ": expected at least " << mib(bytes) << ", the disk has "
+                                                          << mib(space.available) << " available");
 }
 
 void RunDir::write_text(const std::string& name, const std::string& text) const { write_file_atomically(file(name), text); }

@@ -12,7 +12,8 @@ namespace sp {
 
 class RunDir {
 public:
-    // Creates `path` (and parents) and checks it is writable before any training starts.
+    // Creates `path` (and parents) and checks it is writable (by creating and removing a probe
+    // file, which also catches read-only mounts and root's writes there) before any training.
     explicit RunDir(std::string path);
     const std::string& path() const { return path_; }
     std::string file(const std::string& name) const { return path_ + "/" + name; }
@@ -23,6 +24,9 @@ public:
     // Drops the records of `phase` after epoch `last_epoch` (they are logged again by a resumed
     // run that redoes those epochs), and any torn last line left by a crash. Atomic.
     void truncate_metrics(const std::string& phase, int64_t last_epoch) const;
+    // Throws, naming the directory, when its file system has less than `bytes` available for
+    // `what` (e.g. "train checkpoints of lenet"); says nothing when the space is unknown.
+    void require_free_space(uint64_t bytes, const std::string& what) const;
 
 private:
     std::string path_;

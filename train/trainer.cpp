@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "data/cifar.h"
 #include "data/idx.h"
@@ -69,6 +70,7 @@ struct Progress {
     double epoch_loss_sum = 0;  // of the epoch in progress
     int64_t epoch_correct = 0, epoch_seen = 0;
     double epoch_seconds = 0;
+    int64_t epoch_skipped = 0;  // steps skipped as non-finite (train.on_nonfinite = "skip")
 };
 
 std::vector<std::pair<std::string, const Tensor*>> model_tensors(Model& model, std::vector<Tensor>& views) {
@@ -107,6 +109,7 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
         {"epoch_correct", std::to_string(progress.epoch_correct)},
         {"epoch_seen", std::to_string(progress.epoch_seen)},
         {"epoch_seconds", nlohmann::json(progress.epoch_seconds).dump()},
+        {"epoch_skipped", std::to_string(progress.epoch_skipped)},
         {"config", to_toml(config)},
     };
     meta.insert(hook_meta.begin(), hook_meta.end());
@@ -126,11 +129,20 @@ void restore_model(Model& model, const Checkpoint& ck) {
 
 int64_t meta_int(const Checkpoint& ck, const std::string& key) {
     const std::string& v = ck.meta(key);
+    size_t used = 0;
     try {
-        return std::stoll(v);
+        const int64_t value = std::stoll(v, &used);
+        if (used == v.size()) return value;
     } catch (const std::exception&) {
-        fail(ck.path + ": metadata '" + key + "' is not an integer: '" + v + "'", __FILE__, __LINE__);
     }
+    fail(ck.path + ": metadata '" + key + "' is not an integer: '" + v + "'", __FILE__, __LINE__);
+}
+
+double meta_double(const Checkpoint& ck, const std::string& key) {
+    const std::string& v = ck.meta(key);
+    const nlohmann::json parsed = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
+    SP_REQUIRE(parsed.is_number(), ck.path << ": metadata '" << key << "' is not a number: '" << v << "'");
+    return parsed.get<double>();
 }
 
 Progress restore_training(Model& model, Optimizer& optimizer, const Checkpoint& ck) {
@@ -148,10 +160,11 @@ Progress restore_training(Model& model, Optimizer& optimizer, const Checkpoint& 
     p.cursor.batch = meta_int(ck, "batch");
     p.optimizer_steps = meta_int(ck, "optimizer_steps");
     optimizer.set_steps(p.optimizer_steps);
-    p.epoch_loss_sum = nlohmann::json::parse(ck.meta("epoch_loss_sum")).get<double>();
+    p.epoch_loss_sum = meta_double(ck, "epoch_loss_sum");
     p.epoch_correct = meta_int(ck, "epoch_correct");
     p.epoch_seen = meta_int(ck, "epoch_seen");
-    p.epoch_seconds = nlohmann::json::parse(ck.meta("epoch_seconds")).get<double>();
+    p.epoch_seconds = meta_double(ck, "epoch_seconds");
+    p.epoch_skipped = ck.metadata.count("epoch_skipped") ? meta_int(ck, "epoch_skipped") : 0;  // older checkpoints lack it
     return p;
 }
 
@@ -165,8 +178,103 @@ std::string default_run_dir(const std::string& experiment) {
     return dir;
 }
 
+// Floats of one training checkpoint: weights, BN statistics and the optimizer's state (one
+// tensor of parameter_count per slot), plus room for the header (names, shapes, the config).
+uint64_t checkpoint_bytes(const ParameterStore& store, Optimizer& optimizer) {
+    const uint64_t floats = static_cast<uint64_t>(store.parameter_count()) * (1 + optimizer.state().size()) +
+                            static_cast<uint64_t>(store.state_count());
+    const uint64_t header = (uint64_t{64} << 10) + 256 * (store.parameters().size() + store.state_entries().size());
+    return floats * sizeof(float) + header;
+}
+
+// Indices of the non-finite values among `values`: how many, and the first (-1: none).
+struct NonFinite {
+    int64_t count = 0, first = -1;
+};
+NonFinite find_nonfinite(const float* values, int64_t n) {
+    NonFinite r;
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(values[i]) && r.count++ == 0) r.first = i;
+    return r;
+}
+
+// Names of the entries of `infos` (offsets into `flat`) that hold a non-finite value.
+std::vector<std::string> nonfinite_entries(const std::vector<ParameterInfo>& infos, const std::vector<float>& flat) {
+    std::vector<std::string> names;
+    for (const ParameterInfo& p : infos)
+        if (find_nonfinite(flat.data() + p.offset, p.shape.numel()).count > 0) names.push_back(p.name);
+    return names;
+}
+
+std::string join(const std::vector<std::string>& names, size_t at_most, const char* separator = ", ") {
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < at_most; ++i) s += (i ? separator : "") + names[i];
+    if (names.size() > at_most) s += ", ... (" + std::to_string(names.size()) + " in all)";
+    return s;
+}
 
 }  // namespace
+
+bool gradients_finite(Context& ctx, ParameterStore& store, Tensor& partials) {
+    const int64_t n = store.parameter_count();
+    if (n == 0) return true;
+    // Chunk c of (1, chunks, per_chunk) sums gradients [c·per_chunk, (c+1)·per_chunk); the
+    // tail (n mod chunks) is one more sum.
+    const int64_t chunks = std::min<int64_t>(1024, n), per_chunk = n / chunks, tail = n - chunks * per_chunk;
+    const int64_t sums = chunks + (tail > 0 ? 1 : 0);
+    const Device device = ctx.device();
+    if (!partials.defined() || partials.numel() != sums || partials.device() != device) partials = Tensor(Shape{sums}, device);
+    float* grads = store.grads().data();
+    Tensor chunk_sums = Tensor::view(partials.data(), Shape{chunks}, device);
+    channel_sum(ctx, Tensor::view(grads, Shape{1, chunks, per_chunk}, device), chunk_sums, GradMode::overwrite);
+    if (tail > 0) {
+        Tensor tail_sum = Tensor::view(partials.data() + chunks, Shape{1}, device);
+        channel_sum(ctx, Tensor::view(grads + chunks * per_chunk, Shape{1, 1, tail}, device), tail_sum, GradMode::overwrite);
+    }
+    const std::vector<float> host = partials.to_host();
+    return find_nonfinite(host.data(), sums).count == 0;
+}
+
+std::string describe_nonfinite(Model& model, const Tensor& images, bool check_gradients) {
+    std::vector<std::string> found;
+    const std::vector<float> x = images.to_host();
+    const NonFinite input = find_nonfinite(x.data(), static_cast<int64_t>(x.size()));
+    if (input.count > 0) {
+        const int64_t per_image = images.numel() / std::max<int64_t>(images.dim(0), 1);
+        found.push_back("the input batch holds " + std::to_string(input.count) + " non-finite values (the first in image " +
+                        std::to_string(input.first / std::max<int64_t>(per_image, 1)) + " of the batch)");
+    }
+    ParameterStore& store = model.parameters();
+    const std::vector<std::string> bad_values = nonfinite_entries(store.parameters(), store.values().to_host());
+    if (!bad_values.empty()) found.push_back("non-finite parameter values in " + join(bad_values, 4));
+    const std::vector<std::string> bad_states = nonfinite_entries(store.state_entries(), store.states().to_host());
+    if (!bad_states.empty()) found.push_back("non-finite running statistics in " + join(bad_states, 4));
+    for (const LayerWiring& layer : model.wiring()) {
+        const Tensor* y = layer.module ? layer.module->last_output() : nullptr;
+        if (!y || !y->defined()) continue;
+        const std::vector<float> out = y->to_host();
+        if (find_nonfinite(out.data(), static_cast<int64_t>(out.size())).count > 0) {
+            found.push_back("the first layer whose output is non-finite is " + layer.name);
+            break;
+        }
+    }
+    if (check_gradients) {
+        const std::vector<std::string> bad_grads = nonfinite_entries(store.parameters(), store.grads().to_host());
+        if (!bad_grads.empty())
+            // Backward runs from the output: the last parameter (in forward order) with a bad
+            // gradient is where the pass first produced one.
+            found.push_back("non-finite gradients in " + std::to_string(bad_grads.size()) + " of " +
+                            std::to_string(store.parameters().size()) + " parameters, first (nearest the output) in " +
+                            bad_grads.back());
+    }
+    if (found.empty()) return "the inputs, parameters and layer outputs are finite (the loss itself overflowed)";
+    return join(found, found.size(), "; ");
+}
+
+uint64_t training_checkpoint_bytes(Model& model, const TrainConfig& train) {
+    std::unique_ptr<Optimizer> optimizer = make_configured_optimizer(train);
+    return checkpoint_bytes(model.parameters(), *optimizer);
+}
 
 void install_stop_handlers() {
     std::signal(SIGINT, on_stop_signal);
@@ -321,10 +429,27 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
                         static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
     }
+    SP_REQUIRE(progress.cursor.epoch >= 0 && progress.cursor.epoch <= train.epochs && progress.cursor.batch >= 0 &&
+                   progress.cursor.batch <= loader.batches_per_epoch(),
+               checkpoint_path << ": its position (epoch " << progress.cursor.epoch << ", batch " << progress.cursor.batch
+                               << ") lies outside this phase's " << train.epochs << " epochs of "
+                               << loader.batches_per_epoch() << " batches");
     // A phase stopped after the last batch of an epoch resumes at its evaluation.
     if (progress.cursor.batch < loader.batches_per_epoch()) loader.set_cursor(progress.cursor);
+    // Room for a checkpoint written beside the previous one, and for the final model.
+    if (progress.cursor.epoch < train.epochs) {
+        const ParameterStore& store = model.parameters();
+        const uint64_t model_bytes = static_cast<uint64_t>(store.parameter_count() + store.state_count()) * sizeof(float);
+        run.dir->require_free_space(checkpoint_bytes(store, *optimizer) + model_bytes + (uint64_t{1} << 20),
+                                    phase + " checkpoints of " + model.name());
+    }
 
     SoftmaxCrossEntropy loss_fn(static_cast<float>(train.label_smoothing));
+    // The numerics guard: a step whose loss or gradients are not finite stops the phase or is
+    // skipped; a skipped step also undoes its forward pass's update of the BN statistics.
+    const bool skip_nonfinite = train.on_nonfinite == "skip";
+    Tensor grad_partials, states_before_step;
+    ParameterStore& store = model.parameters();
     const bool tty = ::isatty(STDOUT_FILENO) && !options.quiet;
     const int64_t batches = loader.batches_per_epoch();
     bool stopped = false;
@@ -340,19 +465,43 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             Batch batch = loader.next();
             ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
             if (hook) hook->before_step(ctx, model, batch.images, batch.labels, epoch);
+            if (skip_nonfinite && store.state_count() > 0) {
+                if (!states_before_step.defined()) states_before_step = Tensor(Shape{store.state_count()}, device);
+                states_before_step.copy_from(store.states());
+            }
             Tensor& logits = model.forward(ctx, batch.images);
-            float loss = loss_fn.forward(ctx, logits, batch.labels);
-            SP_REQUIRE(std::isfinite(loss), phase << " diverged: loss is " << loss << " at epoch " << epoch << ", batch "
-                                                  << progress.cursor.batch << " (lower " << phase << ".lr?)");
-            progress.epoch_correct += topk_correct(ctx, logits, batch.labels, 1);
-            model.backward(ctx, loss_fn.backward(ctx));
-            optimizer->step(ctx, model.parameters(), lr);
-            progress.optimizer_steps = optimizer->steps();
-            progress.epoch_loss_sum += static_cast<double>(loss) * batch.labels.numel();
-            progress.epoch_seen += batch.labels.numel();
+            const float loss = loss_fn.forward(ctx, logits, batch.labels);
+            bool finite = std::isfinite(loss);
+            int64_t correct = 0;
+            if (finite) {
+                correct = topk_correct(ctx, logits, batch.labels, 1);
+                model.backward(ctx, loss_fn.backward(ctx));
+                finite = gradients_finite(ctx, store, grad_partials);
+            }
+            if (finite) {
+                optimizer->step(ctx, store, lr);
+                progress.optimizer_steps = optimizer->steps();
+                progress.epoch_correct += correct;
+                progress.epoch_loss_sum += static_cast<double>(loss) * batch.labels.numel();
+                progress.epoch_seen += batch.labels.numel();
+                ++run.steps;
+            } else {
+                std::ostringstream what;
+                what << phase << ": " << (std::isfinite(loss) ? "non-finite gradients" : "non-finite loss (" + std::to_string(loss) + ")")
+                     << " at step " << optimizer->steps() + 1 << " (epoch " << epoch + 1 << ", batch "
+                     << progress.cursor.batch + 1 << " of " << batches << ")";
+                if (!skip_nonfinite)
+                    fail(what.str() + ": " + describe_nonfinite(model, batch.images, std::isfinite(loss)) + ". Stopped; " +
+                             (std::filesystem::exists(checkpoint_path) ? "the last good checkpoint " + checkpoint_path + " is kept"
+                                                                       : std::string("no checkpoint was written yet")) +
+                             " (" + phase + ".on_nonfinite = \"skip\" skips such steps; a lower " + phase + ".lr may help)",
+                         __FILE__, __LINE__);
+                ++progress.epoch_skipped;
+                if (states_before_step.defined()) store.states().copy_from(states_before_step);
+                if (!options.quiet) std::printf("%s%s: skipped\n", tty ? "\n" : "", what.str().c_str());
+            }
             progress.cursor = loader.cursor();
             if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
-            ++run.steps;
             if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {
                 double s = seconds_before + seconds_since(epoch_start);
                 std::printf("\r%s epoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s   ", phase.c_str(),
@@ -376,6 +525,8 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         }
         if (stopped) break;
         if (tty) std::printf("\n");
+        SP_REQUIRE(progress.epoch_seen > 0, phase << ": every step of epoch " << epoch + 1 << " was skipped as non-finite ("
+                                                  << progress.epoch_skipped << " steps)");
         const double epoch_seconds = seconds_before + seconds_since(epoch_start);
         EvalResult val = evaluate(ctx, model, split.validation, run.data.norm, train.eval_batch_size);
         nlohmann::json record = {
@@ -390,6 +541,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             {"images_per_s", progress.epoch_seen / std::max(epoch_seconds, 1e-9)},
             {"seconds", epoch_seconds},
         };
+        if (skip_nonfinite) record["skipped_steps"] = progress.epoch_skipped;
         if (hook) record.update(hook->end_epoch(ctx));
         run.dir->append_metrics(record);
         run.phase_seconds[phase] += epoch_seconds;
@@ -398,7 +550,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                         phase.c_str(), static_cast<long long>(epoch + 1), record["train_loss"].get<double>(),
                         record["train_top1"].get<double>(), val.loss, val.top1, epoch_seconds,
                         record["images_per_s"].get<double>());
-        progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0};
+        progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0, 0};
         if (epoch + 1 < train.epochs) loader.set_cursor(progress.cursor);
         if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs)
             save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, hook);

@@ -105,4 +105,18 @@ void print_result_table(const nlohmann::json& rows);
 // Set by SIGINT/SIGTERM: the trainer finishes the current step, writes a checkpoint and stops.
 void install_stop_handlers();
 
+// The numerics guard of fit(). Whether every gradient of `store` is finite, from one reduction
+// of the flat gradient buffer into `partials` (scratch, reallocated as needed): a chunk's sum
+// is finite only when each of its terms is (barring a float overflow of a chunk's sum, which
+// only gradients near 1e36 reach).
+bool gradients_finite(Context& ctx, ParameterStore& store, Tensor& partials);
+// What is non-finite after a step went wrong, for its error message (copies to the host, so
+// only after a hit): the input batch, parameter values, the first conv/linear output in
+// execution order, and the parameters whose gradients hold a NaN/Inf.
+std::string describe_nonfinite(Model& model, const Tensor& images, bool check_gradients);
+
+// Bytes of one training checkpoint of `model` with the optimizer `train` names (weights, BN
+// statistics, optimizer state, header): fit() checks the run directory's disk has room for it.
+uint64_t training_checkpoint_bytes(Model& model, const TrainConfig& train);
+
 }  // namespace sp
