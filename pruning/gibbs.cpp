@@ -1,0 +1,435 @@
+// Gibbs pruning: the CPU reference samplers, the dispatch to the CUDA kernels, energies, the
+// annealing schedule and the training-phase sampler with its logs and checkpoint state.
+#include "pruning/gibbs.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "kernels/check.h"
+#include "kernels/gibbs.h"
+#include "kernels/philox.h"
+
+namespace sp {
+
+namespace {
+
+constexpr uint64_t kPurposeGibbs = 0x6769'6262'7373'7465ull;       // "gibbsste": per-step draws, + layer
+constexpr uint64_t kPurposeGibbsFinal = 0x6769'6262'6669'6e6cull;  // "gibbfinl": the final draw, + layer
+
+uint32_t raw_uniform(uint64_t key, uint64_t i) { return philox_block(key, i / 4).v[i % 4]; }
+
+int statistic_kind(GibbsHamiltonian h) { return h == GibbsHamiltonian::unstructured ? 0 : h == GibbsHamiltonian::kernel ? 1 : 2; }
+
+GibbsLayerShape layer_shape(const LayerWiring& w) {
+    if (w.conv) return {w.conv->out_channels(), w.conv->in_channels() / w.conv->groups(), w.conv->kernel() * w.conv->kernel()};
+    return {w.linear->out_features(), w.linear->in_features(), 1};
+}
+
+Tensor layer_weight(const LayerWiring& w) { return w.conv ? w.conv->weight() : w.linear->weight(); }
+
+// Spin sum of filter f over channels [c0, c1).
+float spin_sum_host(const float* mask, GibbsLayerShape s, int64_t f, int64_t c0, int64_t c1) {
+    int64_t sum = 0;
+    for (int64_t i = (f * s.channels + c0) * s.area; i < (f * s.channels + c1) * s.area; ++i) sum += mask[i] != 0.0f ? 1 : -1;
+    return static_cast<float>(sum);
+}
+
+}  // namespace
+
+GibbsHamiltonian gibbs_hamiltonian_for(Granularity g) {
+    switch (g) {
+        case Granularity::weight: return GibbsHamiltonian::unstructured;
+        case Granularity::kernel: return GibbsHamiltonian::kernel;
+        case Granularity::filter: return GibbsHamiltonian::filter;
+    }
+    return GibbsHamiltonian::unstructured;
+}
+
+const char* gibbs_hamiltonian_name(GibbsHamiltonian h) {
+    return h == GibbsHamiltonian::unstructured ? "unstructured" : h == GibbsHamiltonian::kernel ? "kernel" : "filter";
+}
+
+double GibbsSchedule::beta(int64_t epoch) const {
+    SP_REQUIRE(beta_start > 0 && beta_end > 0 && anneal_epochs >= 1,
+               "GibbsSchedule: needs beta_start, beta_end > 0 and anneal_epochs >= 1");
+    if (anneal_epochs == 1 || epoch >= anneal_epochs - 1) return beta_end;
+    const double t = static_cast<double>(std::max<int64_t>(epoch, 0)) / static_cast<double>(anneal_epochs - 1);
+    return std::pow(10.0, std::log10(beta_start) + t * (std::log10(beta_end) - std::log10(beta_start)));
+}
+
+PercentilePosition percentile_position(int64_t n, double p) {
+    SP_REQUIRE(n > 0 && p >= 0 && p <= 1, "percentile_position: " << n << " values, p = " << p);
+    const double pos = p * static_cast<double>(n - 1);
+    PercentilePosition r;
+    r.lo = std::min<int64_t>(static_cast<int64_t>(std::floor(pos)), n - 1);
+    r.frac = r.lo == n - 1 ? 0.0f : static_cast<float>(pos - static_cast<double>(r.lo));
+    return r;
+}
+
+float percentile_host(std::vector<float> values, double p) {
+    const PercentilePosition pos = percentile_position(static_cast<int64_t>(values.size()), p);
+    auto lo = values.begin() + pos.lo;
+    std::nth_element(values.begin(), lo, values.end());
+    const float hi = lo + 1 == values.end() ? *lo : *std::min_element(lo + 1, values.end());
+    return kernels::gibbs_percentile_value(*lo, hi, pos.frac);
+}
+
+std::vector<float> gibbs_statistic_host(const float* w, GibbsLayerShape s, GibbsHamiltonian h) {
+    const int kind = statistic_kind(h);
+    const int64_t per = kind == 0 ? 1 : kind == 1 ? s.area : s.channels * s.area;
+    std::vector<float> out(static_cast<size_t>(s.numel() / per));
+    for (size_t j = 0; j < out.size(); ++j) {
+        float sum = 0.0f;  // the order of kernels/gibbs.cu's statistic_kernel
+        for (int64_t i = 0; i < per; ++i) sum += kernels::gibbs_mul(w[j * per + i], w[j * per + i]);
+        out[j] = kind == 0 ? sum : sum / static_cast<float>(per);
+    }
+    return out;
+}
+
+void gibbs_draw_kernels_host(const float* w, float q, GibbsLayerShape s, int64_t c0, int64_t c1,
+                             const float* other_sums, float coupling, float beta, uint64_t key, uint64_t counter_base,
+                             float* mask) {
+    SP_REQUIRE(s.area >= 1 && s.area <= kernels::kGibbsMaxArea,
+               "Gibbs kernel sampling enumerates 2^area configurations: area " << s.area << " outside [1, "
+                                                                               << kernels::kGibbsMaxArea << "]");
+    const uint32_t configs = 1u << s.area;
+    float h[kernels::kGibbsMaxArea];
+    for (int64_t f = 0; f < s.filters; ++f) {
+        for (int64_t c = c0; c < c1; ++c) {
+            const int64_t kernel = f * s.channels + c;
+            const float* wk = w + kernel * s.area;
+            const float shift = other_sums ? kernels::gibbs_mul(coupling, other_sums[f]) : 0.0f;
+            for (int64_t i = 0; i < s.area; ++i) h[i] = (q - kernels::gibbs_mul(wk[i], wk[i])) - shift;
+            const uint64_t base = (counter_base + static_cast<uint64_t>(kernel)) * configs;
+            float best = -INFINITY;
+            uint32_t best_config = configs;
+            for (uint32_t m = 0; m < configs; ++m) {
+                const float v = kernels::gibbs_config_logit(h, static_cast<int>(s.area), m, coupling, beta) +
+                                kernels::gibbs_gumbel(raw_uniform(key, base + m));
+                if (kernels::gibbs_better(v, m, best, best_config)) best = v, best_config = m;
+            }
+            for (int64_t i = 0; i < s.area; ++i) mask[kernel * s.area + i] = (best_config >> i) & 1u ? 1.0f : 0.0f;
+        }
+    }
+}
+
+void gibbs_filter_sweeps_host(const float* w, float q, GibbsLayerShape s, const GibbsParams& p, uint64_t key,
+                              float* mask) {
+    const int64_t split = s.channels / 2;
+    std::vector<float> sums(static_cast<size_t>(s.filters));
+    for (int64_t sweep = 0; sweep < p.sweeps; ++sweep) {
+        const uint64_t base = static_cast<uint64_t>(sweep) * static_cast<uint64_t>(s.filters * s.channels);
+        for (int64_t f = 0; f < s.filters; ++f) sums[f] = spin_sum_host(mask, s, f, split, s.channels);
+        gibbs_draw_kernels_host(w, q, s, 0, split, sums.data(), p.coupling, p.beta, key, base, mask);
+        for (int64_t f = 0; f < s.filters; ++f) sums[f] = spin_sum_host(mask, s, f, 0, split);
+        gibbs_draw_kernels_host(w, q, s, split, s.channels, sums.data(), p.coupling, p.beta, key, base, mask);
+    }
+}
+
+void gibbs_draw_host(const float* w, GibbsLayerShape s, const GibbsParams& p, uint64_t key, float* mask) {
+    const std::vector<float> stat = gibbs_statistic_host(w, s, p.hamiltonian);
+    const float q = percentile_host(stat, p.p);
+    switch (p.hamiltonian) {
+        case GibbsHamiltonian::unstructured:
+            for (int64_t i = 0; i < s.numel(); ++i)
+                mask[i] = kernels::gibbs_keep_weight(w[i], q, p.beta, raw_uniform(key, static_cast<uint64_t>(i))) ? 1.0f : 0.0f;
+            return;
+        case GibbsHamiltonian::kernel:
+            gibbs_draw_kernels_host(w, q, s, 0, s.channels, nullptr, p.coupling, p.beta, key, 0, mask);
+            return;
+        case GibbsHamiltonian::filter: {
+            const int64_t per_filter = s.channels * s.area;
+            for (int64_t i = 0; i < s.numel(); ++i) mask[i] = stat[static_cast<size_t>(i / per_filter)] > q ? 1.0f : 0.0f;
+            gibbs_filter_sweeps_host(w, q, s, p, key, mask);
+            return;
+        }
+    }
+}
+
+void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask) {
+    SP_REQUIRE(weight.numel() == s.numel() && mask.numel() == s.numel(),
+               "gibbs_draw: weight " << weight.shape().str() << " and mask " << mask.shape().str() << " for a ("
+                                     << s.filters << ", " << s.channels << ", " << s.area << ") layer");
+    SP_REQUIRE(weight.device() == ctx.device() && mask.device() == ctx.device(), "gibbs_draw: tensors not on the context's device");
+    SP_REQUIRE(p.hamiltonian == GibbsHamiltonian::unstructured || s.area <= kernels::kGibbsMaxArea,
+               "Gibbs " << gibbs_hamiltonian_name(p.hamiltonian) << " sampling enumerates 2^area kernel configurations: area "
+                        << s.area << " exceeds " << kernels::kGibbsMaxArea);
+    if (ctx.device() == Device::cpu) {
+        gibbs_draw_host(weight.data(), s, p, key, mask.data());
+        return;
+    }
+    const int kind = statistic_kind(p.hamiltonian);
+    const int64_t n_stat = kind == 0 ? s.numel() : kind == 1 ? s.filters * s.channels : s.filters;
+    // Workspace: statistic (n_stat), Q (1), the two half sums (2 K), the percentile's scratch.
+    auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+    const size_t stat_bytes = aligned(static_cast<size_t>(n_stat) * sizeof(float));
+    const size_t q_bytes = 256, sums_bytes = aligned(2 * static_cast<size_t>(s.filters) * sizeof(float));
+    const size_t pct_bytes = kernels::gibbs_percentile_scratch_bytes(static_cast<size_t>(n_stat));
+    char* ws = static_cast<char*>(ctx.workspace(stat_bytes + q_bytes + sums_bytes + pct_bytes));
+    float* stat = reinterpret_cast<float*>(ws);
+    float* q = reinterpret_cast<float*>(ws + stat_bytes);
+    float* sums = reinterpret_cast<float*>(ws + stat_bytes + q_bytes);
+    void* pct = ws + stat_bytes + q_bytes + sums_bytes;
+    cudaStream_t stream = ctx.stream();
+    kernels::gibbs_statistic(weight.data(), s.filters, s.channels, s.area, kind, stat, stream);
+    const PercentilePosition pos = percentile_position(n_stat, p.p);
+    kernels::gibbs_percentile(stat, static_cast<size_t>(n_stat), pos.lo, pos.frac, q, pct, pct_bytes, stream);
+    switch (p.hamiltonian) {
+        case GibbsHamiltonian::unstructured:
+            kernels::gibbs_draw_unstructured(weight.data(), q, static_cast<size_t>(s.numel()), p.beta, key, mask.data(), stream);
+            return;
+        case GibbsHamiltonian::kernel:
+            kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, 0, s.channels, nullptr, p.coupling,
+                                        p.beta, key, 0, mask.data(), stream);
+            return;
+        case GibbsHamiltonian::filter: {
+            kernels::gibbs_filter_start(stat, q, s.filters, s.channels * s.area, mask.data(), stream);
+            const int64_t split = s.channels / 2;
+            float* sums_b = sums;
+            float* sums_a = sums + s.filters;
+            for (int64_t sweep = 0; sweep < p.sweeps; ++sweep) {
+                const uint64_t base = static_cast<uint64_t>(sweep) * static_cast<uint64_t>(s.filters * s.channels);
+                kernels::gibbs_spin_sums(mask.data(), s.filters, s.channels, s.area, split, s.channels, sums_b, stream);
+                kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, 0, split, sums_b, p.coupling,
+                                            p.beta, key, base, mask.data(), stream);
+                kernels::gibbs_spin_sums(mask.data(), s.filters, s.channels, s.area, 0, split, sums_a, stream);
+                kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, split, s.channels, sums_a,
+                                            p.coupling, p.beta, key, base, mask.data(), stream);
+            }
+            return;
+        }
+    }
+}
+
+double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p, const float* mask) {
+    const float q = percentile_host(gibbs_statistic_host(w, s, p.hamiltonian), p.p);
+    double energy = 0;
+    for (int64_t i = 0; i < s.numel(); ++i) {
+        const double b = static_cast<double>(q) - static_cast<double>(w[i]) * w[i];
+        energy += p.hamiltonian == GibbsHamiltonian::unstructured ? b * mask[i] : b * (2.0 * mask[i] - 1.0);
+    }
+    if (p.hamiltonian == GibbsHamiltonian::unstructured) return energy;
+    for (int64_t k = 0; k < s.filters * s.channels; ++k) {
+        double sum = 0;
+        for (int64_t i = 0; i < s.area; ++i) sum += 2.0 * mask[k * s.area + i] - 1.0;
+        energy -= p.coupling * (sum * sum - static_cast<double>(s.area));
+    }
+    if (p.hamiltonian == GibbsHamiltonian::filter) {
+        const int64_t split = s.channels / 2;
+        for (int64_t f = 0; f < s.filters; ++f)
+            energy -= p.coupling * static_cast<double>(spin_sum_host(mask, s, f, 0, split)) *
+                      static_cast<double>(spin_sum_host(mask, s, f, split, s.channels));
+    }
+    return energy;
+}
+
+std::vector<float> gibbs_magnitude_units(const std::vector<float>& sums, double p) {
+    const float q = percentile_host(sums, p);
+    std::vector<float> state(sums.size());
+    for (size_t u = 0; u < sums.size(); ++u) state[u] = sums[u] >= q ? 1.0f : 0.0f;
+    return state;
+}
+
+// ---- the training-phase sampler
+
+namespace {
+
+MaskSpaceOptions weight_space_options(const std::vector<std::string>& layers) {
+    MaskSpaceOptions o;
+    o.granularity = Granularity::weight;
+    o.include = layers;
+    return o;
+}
+
+// METHODS.md §2's scope: not the first conv nor the classifier; kernel/filter: convs only (filter:
+// those whose output channels form a prunable set).
+std::vector<std::string> pruned_layers(Model& model, GibbsHamiltonian h) {
+    std::vector<std::string> names;
+    bool first_conv = true;
+    for (const LayerWiring& w : model.wiring()) {
+        if (w.conv && first_conv) {
+            first_conv = false;
+            continue;
+        }
+        if (model.channel_sets()[static_cast<size_t>(w.out_set)].kind == ChannelSet::Kind::logits) continue;
+        if (h != GibbsHamiltonian::unstructured && !w.conv) continue;
+        if (h == GibbsHamiltonian::filter && !model.channel_sets()[static_cast<size_t>(w.out_set)].prunable()) continue;
+        if (h != GibbsHamiltonian::unstructured)
+            SP_REQUIRE(w.conv->kernel() * w.conv->kernel() <= kernels::kGibbsMaxArea,
+                       model.name() << ": layer " << w.name << " has " << w.conv->kernel() << "x" << w.conv->kernel()
+                                    << " kernels; Gibbs " << gibbs_hamiltonian_name(h) << " sampling enumerates 2^(k*k) "
+                                    << "configurations and takes k*k <= " << kernels::kGibbsMaxArea
+                                    << " (use prune.granularity = \"weight\")");
+        names.push_back(w.name);
+    }
+    SP_REQUIRE(!names.empty(), model.name() << ": no layer for Gibbs " << gibbs_hamiltonian_name(h) << " pruning");
+    return names;
+}
+
+const LayerWiring& wiring_of(Model& model, const MaskSegment& seg) { return model.wiring()[static_cast<size_t>(seg.layer)]; }
+
+}  // namespace
+
+GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
+    : model_(model), options_(options), layers_(pruned_layers(model, options.hamiltonian)),
+      space_ptr_(std::make_unique<MaskSpace>(model, weight_space_options(layers_))), space_(*space_ptr_),
+      units_{Tensor(Shape{space_.size()}, ctx.device()), Tensor(Shape{space_.size()}, ctx.device())} {
+    SP_REQUIRE(options_.p >= 0 && options_.p < 1, "Gibbs pruning: p = " << options_.p << ", expected [0, 1)");
+    SP_REQUIRE(options_.sweeps >= 1, "Gibbs pruning: sweeps = " << options_.sweeps << ", expected >= 1");
+    if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
+}
+
+GibbsParams GibbsTraining::params_at(double beta) const {
+    GibbsParams p;
+    p.hamiltonian = options_.hamiltonian;
+    p.p = options_.p;
+    p.beta = static_cast<float>(beta);
+    p.coupling = static_cast<float>(options_.hamiltonian == GibbsHamiltonian::filter ? options_.filter_coupling
+                                                                                    : options_.kernel_coupling);
+    p.sweeps = options_.sweeps;
+    return p;
+}
+
+void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units) {
+    const GibbsParams p = params_at(beta);
+    for (size_t l = 0; l < space_.segments().size(); ++l) {
+        const MaskSegment& seg = space_.segments()[l];
+        const LayerWiring& w = wiring_of(model_, seg);
+        Tensor mask = Tensor::view(units.data() + seg.offset, Shape{seg.size}, ctx.device());
+        gibbs_draw(ctx, layer_weight(w), layer_shape(w), p, random_stream_key(options_.seed, purpose + l, step), mask);
+    }
+}
+
+void GibbsTraining::before_step(Context& ctx, int64_t epoch) {
+    auto start = std::chrono::steady_clock::now();
+    beta_ = options_.schedule.beta(epoch);
+    const int next = drawn_ ? 1 - current_ : current_;
+    draw_all(ctx, beta_, kPurposeGibbs, ctx.step(), units_[next]);
+    const Tensor& cur = units_[next];
+    const Tensor& prev = drawn_ ? units_[current_] : units_[next];  // the first step flips nothing
+    if (ctx.device() == Device::cpu) {
+        for (int64_t i = 0; i < cur.numel(); ++i) {
+            host_counters_[0] += prev.data()[i] != cur.data()[i] ? 1 : 0;
+            host_counters_[1] += cur.data()[i] != 0.0f ? 1 : 0;
+        }
+    } else {
+        kernels::gibbs_count(prev.data(), cur.data(), static_cast<size_t>(cur.numel()),
+                             static_cast<unsigned long long*>(counters_.data()), ctx.stream());
+    }
+    current_ = next;
+    drawn_ = true;
+    space_.attach(ctx, units_[current_]);
+    ++epoch_steps_;
+    ++steps_;
+    sampling_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+nlohmann::json GibbsTraining::epoch_log(Context& ctx) {
+    unsigned long long counts[2] = {host_counters_[0], host_counters_[1]};
+    if (ctx.device() == Device::cuda) {
+        SP_CHECK(cudaMemcpyAsync(counts, counters_.data(), sizeof counts, cudaMemcpyDeviceToHost, ctx.stream()));
+        ctx.synchronize();
+        SP_CHECK(cudaMemsetAsync(counters_.data(), 0, sizeof counts, ctx.stream()));
+    }
+    host_counters_[0] = host_counters_[1] = 0;
+    const double entries = static_cast<double>(space_.size()) * static_cast<double>(std::max<int64_t>(epoch_steps_, 1));
+    nlohmann::json log = {{"gibbs_beta", beta_}, {"gibbs_flip_rate", counts[0] / entries},
+                          {"gibbs_kept_mean", counts[1] / entries}, {"gibbs_steps", epoch_steps_}};
+    epoch_steps_ = 0;
+    if (!drawn_) return log;
+    const std::vector<float> units = units_[current_].to_host();
+    const GibbsParams p = params_at(beta_);
+    nlohmann::json sparsity = nlohmann::json::object();
+    double energy = 0, kept = 0;
+    for (const MaskSegment& seg : space_.segments()) {
+        const LayerWiring& w = wiring_of(model_, seg);
+        const std::vector<float> weight = layer_weight(w).to_host();
+        const float* m = units.data() + seg.offset;
+        const double k = static_cast<double>(std::count(m, m + seg.size, 1.0f));
+        sparsity[seg.name] = 1.0 - k / static_cast<double>(seg.size);
+        kept += k;
+        energy += gibbs_energy_host(weight.data(), layer_shape(w), p, m);
+    }
+    log["gibbs_sparsity"] = sparsity;
+    log["gibbs_magnetisation"] = 2.0 * kept / static_cast<double>(space_.size()) - 1.0;
+    log["gibbs_energy"] = energy;
+    return log;
+}
+
+void GibbsTraining::save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const {
+    // The draws are keyed by the step, so only the flip statistics' state is needed to continue.
+    tensors.emplace_back("gibbs.units", units_[current_].to(Device::cpu));
+    unsigned long long counts[2] = {host_counters_[0], host_counters_[1]};
+    if (counters_.data()) SP_CHECK(cudaMemcpy(counts, counters_.data(), sizeof counts, cudaMemcpyDeviceToHost));
+    meta["gibbs.drawn"] = drawn_ ? "1" : "0";
+    meta["gibbs.flips"] = std::to_string(counts[0]);
+    meta["gibbs.kept"] = std::to_string(counts[1]);
+    meta["gibbs.epoch_steps"] = std::to_string(epoch_steps_);
+    meta["gibbs.beta"] = std::to_string(beta_);
+}
+
+void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
+    units_[0].copy_from(Tensor::from_host(ck.get("gibbs.units", Shape{space_.size()}).values, Shape{space_.size()}, Device::cpu));
+    current_ = 0;
+    drawn_ = ck.meta("gibbs.drawn") == "1";
+    unsigned long long counts[2] = {std::stoull(ck.meta("gibbs.flips")), std::stoull(ck.meta("gibbs.kept"))};
+    if (ctx.device() == Device::cuda) {
+        SP_CHECK(cudaMemcpy(counters_.data(), counts, sizeof counts, cudaMemcpyHostToDevice));
+    } else {
+        host_counters_[0] = counts[0], host_counters_[1] = counts[1];
+    }
+    epoch_steps_ = std::stoll(ck.meta("gibbs.epoch_steps"));
+    beta_ = std::stod(ck.meta("gibbs.beta"));
+    if (drawn_) space_.attach(ctx, units_[current_]);
+}
+
+MaskSpaceOptions GibbsTraining::final_space_options() const {
+    MaskSpaceOptions o;
+    o.granularity = options_.hamiltonian == GibbsHamiltonian::unstructured ? Granularity::weight
+                    : options_.hamiltonian == GibbsHamiltonian::kernel     ? Granularity::kernel
+                                                                           : Granularity::filter;
+    if (o.granularity != Granularity::filter) {
+        o.include = layers_;
+        return o;
+    }
+    for (const std::string& name : layers_)
+        for (const LayerWiring& w : model_.wiring())
+            if (w.name == name) o.include.push_back(model_.channel_sets()[static_cast<size_t>(w.out_set)].name);
+    return o;
+}
+
+std::vector<float> GibbsTraining::final_state(Context& ctx, MaskSpace& final_space) {
+    std::vector<float> state(static_cast<size_t>(final_space.size()), 1.0f);
+    if (options_.hamiltonian == GibbsHamiltonian::unstructured) {
+        // One draw at the final β (the same layers, in the same order as the training space).
+        Tensor units(Shape{space_.size()}, ctx.device());
+        draw_all(ctx, options_.schedule.beta_end, kPurposeGibbsFinal, 0, units);
+        SP_REQUIRE(final_space.size() == space_.size(), "GibbsTraining::final_state: the final space differs from the training one");
+        return units.to_host();
+    }
+    // Kernel / filter: the top (1 − p) of every layer's units by Σw².
+    for (const MaskSegment& seg : final_space.segments()) {
+        const LayerWiring* producer = nullptr;
+        for (const LayerWiring& w : model_.wiring())
+            if (final_space.granularity() == Granularity::kernel ? w.name == seg.name
+                                                                  : (w.conv && w.out_set == seg.set &&
+                                                                     std::find(layers_.begin(), layers_.end(), w.name) != layers_.end()))
+                producer = &w;
+        SP_REQUIRE(producer, "Gibbs final mask: no pruned layer for segment " << seg.name);
+        const GibbsLayerShape s = layer_shape(*producer);
+        const std::vector<float> weight = layer_weight(*producer).to_host();
+        const int64_t per = final_space.granularity() == Granularity::kernel ? s.area : s.channels * s.area;
+        std::vector<float> sums(static_cast<size_t>(s.numel() / per), 0.0f);
+        for (size_t u = 0; u < sums.size(); ++u)
+            for (int64_t i = 0; i < per; ++i) sums[u] += weight[u * per + i] * weight[u * per + i];
+        SP_REQUIRE(static_cast<int64_t>(sums.size()) == seg.size, "Gibbs final mask: segment " << seg.name << " has " << seg.size
+                                                                                              << " units, its layer " << sums.size());
+        const std::vector<float> kept = gibbs_magnitude_units(sums, options_.p);
+        std::copy(kept.begin(), kept.end(), state.begin() + seg.offset);
+    }
+    final_space.repair(state);
+    return state;
+}
+
+}  // namespace sp
