@@ -1,12 +1,115 @@
-// `spinprune run` / `spinprune prune` with prune.method = "constrained-rl" (METHODS.md §4).
+// `spinprune run` / `spinprune prune` with prune.method = "constrained-rl" (METHODS.md §4): the
+// PPO-Lagrangian search on the trained model, scored on the run's validation images, with one
+// rl_updates.jsonl record per update in the run directory.
+#include <cstdio>
+#include <fstream>
+
+#include "data/loader.h"
 #include "kernels/check.h"
+#include "pruning/baselines.h"
+#include "pruning/constrained_rl.h"
 #include "train/pipeline_stages.h"
 
 namespace sp::stages {
 
+namespace {
+
+ConstrainedRlOptions constrained_rl_options(const ExperimentConfig& config) {
+    const PruneConfig& p = config.prune;
+    const ConstrainedRlConfig& r = p.rl;
+    ConstrainedRlOptions o;
+    o.environment = rl_environment_from_name(r.environment);
+    o.cost = r.cost == "latency" ? RlCostKind::latency : rl_cost_from_name(p.budget);
+    o.reward = rl_reward_from_name(r.reward);
+    o.budget = p.keep;
+    o.episodes = r.episodes;
+    o.updates = r.updates;
+    o.batched = r.batched;
+    o.max_images_per_pass = r.max_images_per_pass;
+    o.max_prune = r.max_prune;
+    o.latency_batch = r.latency_batch;
+    PpoOptions& ppo = o.ppo;
+    ppo.hidden = r.hidden;
+    ppo.lr = r.lr;
+    ppo.epochs = r.epochs;
+    ppo.minibatch = r.minibatch;
+    ppo.clip = r.clip;
+    ppo.grad_clip = r.grad_clip;
+    ppo.gamma = r.gamma;
+    ppo.lambda_reward = r.lambda_reward;
+    ppo.lambda_cost = r.lambda_cost;
+    ppo.dual_lr = r.dual_lr;
+    ppo.dual_init = r.dual_init;
+    ppo.init_log_std = r.init_log_std;
+    ppo.entropy_coef = r.entropy_coef;
+    ppo.seed = static_cast<uint64_t>(config.seed);
+    return o;
+}
+
+}  // namespace
+
 std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
-    SP_REQUIRE(false, run.config.source << ": prune.method 'constrained-rl' is not implemented yet");
-    return {};
+    const ExperimentConfig& config = run.config;
+    const Dataset& held_out = run.data.split.validation;
+    SP_REQUIRE(held_out.size() > 0, config.source << ": prune.method 'constrained-rl' scores episodes on the validation "
+                                                  << "split: key 'data.validation': expected > 0, got 0");
+    const ConstrainedRlOptions options = constrained_rl_options(config);
+
+    LoaderOptions lo;
+    lo.batch_size = std::min(config.prune.rl.eval_images, held_out.size());
+    lo.shuffle = false;
+    lo.normalization = run.data.norm;
+    lo.device = run.device;
+    lo.stream = run.device == Device::cuda ? run.ctx->stream() : nullptr;
+    BatchLoader loader(held_out, lo);
+    Batch batch = loader.next();
+
+    PruningEnvironment env(*run.ctx, space, options, batch.images, batch.labels);
+    const std::string log_path = run.dir->file("rl_updates.jsonl");
+    std::ofstream log(log_path, std::ios::trunc);
+    SP_REQUIRE(log.good(), "cannot write " << log_path);
+    const bool quiet = run.options.quiet;
+    if (!quiet)
+        std::printf("constrained-rl: %lld updates x %lld episodes, %lld steps each, budget %.1f%% of %s, %lld validation images\n",
+                    static_cast<long long>(options.updates), static_cast<long long>(options.episodes),
+                    static_cast<long long>(env.steps()), 100.0 * options.budget,
+                    options.cost == RlCostKind::latency ? "latency" : config.prune.budget.c_str(),
+                    static_cast<long long>(lo.batch_size));
+    const RlSearchResult result = constrained_rl_search(env, [&](const nlohmann::json& rec) {
+        log << rec.dump() << "\n";
+        log.flush();
+        if (!quiet)
+            std::printf("  update %lld: reward %.4f  cost %.4f (budget %.4f)  nu %.3f  entropy %.3f  kl %.4f  best feasible %s\n",
+                        static_cast<long long>(rec["update"].get<int64_t>()), rec["mean_reward"].get<double>(),
+                        rec["mean_cost"].get<double>(), options.budget, rec["nu"].get<double>(),
+                        rec["entropy"].get<double>(), rec["kl"].get<double>(),
+                        rec["best_feasible"].is_null() ? "none" : rec["best_feasible"]["reward"].dump().c_str());
+    });
+    json final_record = {{"final", true},
+                         {"feasible", result.feasible},
+                         {"reward", result.reward},
+                         {"cost", result.cost},
+                         {"budget", options.budget},
+                         {"episodes", result.episodes},
+                         {"search_s", result.search_s},
+                         {"evaluation_s", result.evaluation_s}};
+    log << final_record.dump() << "\n";
+    if (!result.feasible && options.cost != RlCostKind::latency) {
+        // No episode met the budget: fall back to the L1/magnitude selection at the target, so
+        // the pipeline's result still respects it (reported in the log's last record).
+        const std::vector<float> scores = rl_unit_scores(space);
+        const PruneTarget target{options.cost == RlCostKind::params ? BudgetKind::params : BudgetKind::macs, options.budget};
+        log << json{{"fallback", "no feasible episode: per-layer magnitude selection to the budget"}}.dump() << "\n";
+        if (!quiet) std::printf("constrained-rl: no feasible episode; falling back to per-layer magnitude selection\n");
+        return select_to_target(space, scores, Selection::per_segment, target);
+    }
+    SP_REQUIRE(result.feasible, config.source << ": constrained-rl found no episode within the latency budget "
+                                              << options.budget << " (cheapest: " << result.cost
+                                              << "); raise prune.rl.updates or prune.keep");
+    if (!quiet)
+        std::printf("constrained-rl: best feasible episode: reward %.4f at cost %.4f (budget %.4f), %.1f s search\n",
+                    result.reward, result.cost, options.budget, result.search_s);
+    return result.state;
 }
 
 }  // namespace sp::stages
