@@ -81,9 +81,9 @@ LIB      := $(BUILD)/libspinprune.a
 APP      := $(if $(filter release,$(CONFIG)),bin/spinprune,$(BUILD)/bin/spinprune)
 TESTS    := $(BUILD)/spinprune_tests
 
-DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev
+DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib
 
-.PHONY: all help deps third-party build test run train exp bench-population bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
+.PHONY: all help deps third-party build test run train exp bench-population bench-gibbs bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -176,6 +176,10 @@ bench-population: deps  ## batched vs one-by-one population evaluation (DEVICE=c
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCH_POP)
 	./$(BENCH_POP) --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
 
+bench-gibbs: deps  ## Gibbs pruning sampler throughput, spins/s and the unstructured draw's bytes/s (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/gibbs_sampler_bench
+	./$(BUILD)/bin/gibbs_sampler_bench --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+
 bench-train: deps  ## a training step of ResNet-20/56 and VGG-16, ours beside PyTorch eager and torch.compile (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) build/release/bin/train_step_bench
 	bench/train_vs_torch.sh $(DEVICE)
@@ -184,7 +188,135 @@ bench-scoring: deps  ## time to score every filter of ResNet-56 from 640 images,
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/scoring_cost_bench
 	./$(BUILD)/bin/scoring_cost_bench --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
 
+# Reproduction, comparison, report and profiling (scripts/repro.py, scripts/report.py). A repro
+# target runs the configs its list in experiments/repro/ names over seeds 1..SEEDS into
+# RUNS_ROOT/<target>/<experiment>/seed<i>, then writes the table beside the papers' numbers.
+# PYTHON: the first python3 that has matplotlib (Debian's when pyenv's lacks it), else python3.
+SEEDS     ?= 3
+RUNS_ROOT ?= runs
+PYTHON    ?= $(or $(shell for p in python3 /usr/bin/python3; do $$p -c 'import matplotlib' 2>/dev/null && echo $$p && break; done),python3)
+REPRO     := $(PYTHON) scripts/repro.py
+# The CPU-sized Fashion-MNIST comparison: 10000 training images (2000 held out), 2 epochs.
+COMPARE_ARGS ?= --set data.train_subset=10000 --set data.validation=2000 --set train.epochs=2 --set prune.min_epochs=1
+PROFILE_EXP  ?= fashion_mnist_lenet_edropout
+PROFILE_SHORT := --set train.epochs=1 --set data.train_subset=2048 --set data.validation=512 --set finetune.epochs=1
+COST_STUDIES = $(wildcard bench/results/*_cost_study.json)
+
+.PHONY: repro-edropout repro-gibbs repro-energy-aware repro-crl repro-all compare-fmnist report profile ncu cost-study
+
+# $(call repro,name,lists,data targets)
+define repro
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	@$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --estimate-only $(REPRO_ARGS)
+	$(if $(3),@$(MAKE) --no-print-directory $(3))
+	$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --title "$(1)" $(REPRO_ARGS)
+endef
+
+repro-edropout: deps  ## EDropout's experiments over SEEDS seeds (default 3), table vs the paper in runs/repro-edropout/report
+	$(call repro,repro-edropout,experiments/repro/edropout.txt,data-cifar10 data-cifar100)
+
+repro-gibbs: deps  ## Gibbs pruning's experiments (experiments/gibbs_*.toml) over SEEDS seeds
+	$(call repro,repro-gibbs,experiments/repro/gibbs.txt,data-cifar10)
+
+repro-energy-aware: deps  ## energy-aware pruning, ResNet-56/110 on CIFAR-10, over SEEDS seeds
+	$(call repro,repro-energy-aware,experiments/repro/energy-aware.txt,data-cifar10)
+
+repro-crl: deps  ## constrained-RL pruning, VGG-16 / ResNet-18, over SEEDS seeds
+	$(call repro,repro-crl,experiments/repro/crl.txt,data-cifar10)
+
+repro-all: deps  ## every paper's experiments in one table (runs/repro-all/report)
+	$(call repro,repro-all,$(wildcard experiments/repro/edropout.txt experiments/repro/gibbs.txt experiments/repro/energy-aware.txt experiments/repro/crl.txt),data-cifar10 data-cifar100)
+
+compare-fmnist: deps  ## every method on Fashion-MNIST LeNet at 40% of the parameters (CPU, under an hour: COMPARE_ARGS)
+	$(call repro,compare-fmnist,experiments/repro/compare-fmnist.txt $(COMPARE_ARGS))
+
+report:  ## tables (Markdown + CSV) and plots (PNG + SVG) from run directories: make report RUNS=dir
+	@test -n "$(RUNS)" || { echo "make report: name the run directories, e.g. make report RUNS=runs/compare-fmnist"; exit 2; }
+	$(PYTHON) scripts/report.py $(RUNS) --out $(firstword $(RUNS))/report $(addprefix --cost-study ,$(COST_STUDIES)) $(REPORT_ARGS)
+
+cost-study: deps  ## dense vs compacted latency over batch 1..512, unstructured masks on dense time -> bench/results/ (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/cost_study_bench
+	./$(BUILD)/bin/cost_study_bench --device $(or $(DEVICE),auto) $(BENCH_ARGS)
+
+profile:  ## a short run of experiments/$(EXP).toml under Nsight Systems and Nsight Compute, when installed
+	@test -n "$(EXP)" || { echo "make profile: name an experiment, e.g. make profile EXP=$(PROFILE_EXP)"; exit 2; }
+	@if ! command -v nsys >/dev/null && ! command -v ncu >/dev/null; then \
+	  echo "make profile: neither nsys nor ncu is installed (Nsight Systems / Compute); nothing to do"; exit 0; fi; \
+	$(MAKE) --no-print-directory -j$(JOBS) $(APP) && mkdir -p build/profile && \
+	run="./$(APP) run --config experiments/$(EXP).toml --device cuda $(PROFILE_SHORT)"; \
+	if command -v nsys >/dev/null; then \
+	  rm -rf build/profile/$(EXP)_nsys_run; \
+	  nsys profile --force-overwrite true --trace cuda,nvtx,cudnn,cublas -o build/profile/$(EXP) $$run --out build/profile/$(EXP)_nsys_run && \
+	  nsys stats --report nvtx_sum,cuda_gpu_kern_sum build/profile/$(EXP).nsys-rep | tee build/profile/$(EXP)_nsys.txt; \
+	else echo "make profile: nsys not installed, timeline skipped"; fi; \
+	if command -v ncu >/dev/null; then \
+	  rm -rf build/profile/$(EXP)_ncu_run; \
+	  ncu --force-overwrite --launch-count 200 --section SpeedOfLight -o build/profile/$(EXP) $$run --out build/profile/$(EXP)_ncu_run && \
+	  ncu --import build/profile/$(EXP).ncu-rep --page details | tee build/profile/$(EXP)_ncu.txt; \
+	else echo "make profile: ncu not installed, kernel metrics skipped"; fi
+
+ncu:  ## one kernel of ours (KERNEL=name, a regex) under Nsight Compute during a short run of PROFILE_EXP
+	@test -n "$(KERNEL)" || { echo "make ncu: name a kernel, e.g. make ncu KERNEL=make_trials_kernel"; exit 2; }
+	@if ! command -v ncu >/dev/null; then echo "make ncu: ncu (Nsight Compute) is not installed; nothing to do"; exit 0; fi; \
+	$(MAKE) --no-print-directory -j$(JOBS) $(APP) && mkdir -p build/profile && rm -rf build/profile/ncu_$(KERNEL)_run && \
+	ncu --force-overwrite --kernel-name regex:'$(KERNEL)' --launch-count 5 \
+	  --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy --section LaunchStats \
+	  ./$(APP) run --config experiments/$(PROFILE_EXP).toml --device cuda $(PROFILE_SHORT) --out build/profile/ncu_$(KERNEL)_run \
+	  | tee build/profile/ncu_$(KERNEL).txt
+
+# libFuzzer targets (fuzz/*_fuzz.cpp) for the readers and parsers, built with clang: the reader
+# sources instrumented for coverage + ASan/UBSan, the one CUDA object they need from nvcc.
+# `make fuzz` runs each for FUZZ_SECONDS from a generated seed corpus (kept and grown in
+# build/fuzz/corpus); a crash, hang or leak leaves its input in build/fuzz/artifacts/TARGET/.
+FUZZ_CXX     ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_TARGETS := idx cifar config checkpoint mask
+FUZZ_SRC     := data/idx.cpp data/cifar.cpp data/dataset.cpp nn/checkpoint.cpp train/config.cpp nn/tensor.cpp \
+                nn/buffer.cpp nn/device.cpp kernels/check.cpp
+FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(CU_BUILD)/kernels/elementwise.cu.o
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP $(INCLUDES) $(DEFS)
+FUZZ_LDLIBS  := -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR) \
+                $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart -lz
+FUZZ_MAX_LEN := idx=4096 cifar=16384 config=8192 checkpoint=4096 mask=4096
+
+$(FUZZ_DIR)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ)
+	$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+
+$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ)
+	$(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+
+fuzz-deps:  ## install clang with libFuzzer when missing (apt-get)
+	@echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' | \
+	  $(FUZZ_CXX) -x c++ -fsanitize=fuzzer - -o /dev/null 2>/dev/null || { \
+	  echo "installing: clang (libFuzzer)"; SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang >/dev/null; } || \
+	    { echo "make fuzz: could not install clang"; exit 1; }; }
+
+.PHONY: fuzz fuzz-deps
+fuzz: fuzz-deps  ## build the libFuzzer targets and run each for FUZZ_SECONDS (default 60); prints executions per target
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz) $(FUZZ_DIR)/make_seeds
+	@rm -rf $(FUZZ_DIR)/seeds && ./$(FUZZ_DIR)/make_seeds $(FUZZ_DIR)/seeds experiments
+	@failed=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  max_len=$$(echo "$(FUZZ_MAX_LEN)" | tr ' ' '\n' | sed -n "s/^$$t=//p"); \
+	  dict=$$( [ -f fuzz/$$t.dict ] && echo -dict=fuzz/$$t.dict ); \
+	  ./$(FUZZ_DIR)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=$$max_len $$dict \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t \
+	    > $(FUZZ_DIR)/$$t.log 2>&1; status=$$?; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_DIR)/$$t.log | tail -n 1); \
+	  corpus=$$(ls $(FUZZ_DIR)/corpus/$$t | wc -l); \
+	  if [ $$status -eq 0 ]; then result=clean; else result="FAILED (exit $$status; see $(FUZZ_DIR)/$$t.log)"; failed=1; fi; \
+	  printf "fuzz %-11s %10s executions in %ss, corpus %5s inputs: %s\n" $$t "$${execs:-?}" $(FUZZ_SECONDS) $$corpus "$$result"; \
+	done; exit $$failed
+
 clean:  ## remove build outputs
 	rm -rf build bin
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(wildcard $(FUZZ_DIR)/obj/*/*.d $(FUZZ_DIR)/obj/*/*/*.d)

@@ -1,0 +1,247 @@
+// The table and plot generators (scripts/report.py, scripts/repro.py) on a fixture of run
+// directories written here: complete runs over two seeds, a partial run (no summary.json), a
+// corrupt summary.json, an expected experiment never run and a list pattern with no config yet.
+// The scripts run through std::system from the repository root, as `make test` runs the suite.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const fs::path& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+}
+
+// Exit status of a shell command (its output appended to `log`).
+int run(const std::string& command, const fs::path& log) {
+    const int status = std::system((command + " >>" + log.string() + " 2>&1").c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The Python that runs the scripts: $SPINPRUNE_PYTHON, else the first python3 with matplotlib,
+// else python3.
+const std::string& python() {
+    static const std::string chosen = [] {
+        if (const char* p = std::getenv("SPINPRUNE_PYTHON")) return std::string(p);
+        for (const char* p : {"python3", "/usr/bin/python3"})
+            if (std::system((std::string(p) + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) return std::string(p);
+        return std::string("python3");
+    }();
+    return chosen;
+}
+
+bool has_matplotlib() { return std::system((python() + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0; }
+
+// A unique empty folder under the system's temporary directory.
+fs::path fresh_dir(const std::string& name) {
+    fs::path p = fs::temp_directory_path() / ("spinprune_test_report_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+std::string config_toml(const std::string& name, int seed, const std::string& method) {
+    return "name = \"" + name + "\"\nseed = " + std::to_string(seed) +
+           "\n[data]\ndataset = \"fashion-mnist\"\n[model]\nname = \"lenet\"\n[prune]\nmethod = \"" + method + "\"\n";
+}
+
+std::string summary_json(const std::string& name, int seed, double top1) {
+    std::ostringstream s;
+    s << R"({"experiment": ")" << name << R"(", "seed": )" << seed
+      << R"(, "method": "edropout", "model": "lenet", "dataset": "fashion-mnist", "completed": true,
+  "baseline": {"top1": 92.0, "top5": 99.5}, "pruned": {"top1": )" << top1 << R"(, "top5": 99.0},
+  "compacted": {"top1": )" << top1 << R"(, "top5": 99.0, "params": 40000, "macs": 500000},
+  "params_kept": 0.4, "macs_kept": 0.5,
+  "latency_ms": {"dense": {"b1": 0.2, "b128": 8.0}, "pruned": {"b1": 0.1, "b128": 4.0}},
+  "layers": [{"name": "conv1", "out": 8, "out_dense": 16}, {"name": "fc1", "out": 30, "out_dense": 64}],
+  "time_s": {"total": 12.5}})";
+    return s.str();
+}
+
+const char* kMetrics =
+    R"({"epoch":1,"phase":"train","train_loss":1.5,"val_top1":80.0,"best_energy":-1.0,"diversity":30.0}
+{"epoch":2,"phase":"train","train_loss":1.0,"val_top1":85.0,"best_energy":-2.0,"diversity":20.0}
+{"epoch":1,"phase":"finetune","train_loss":0.9,"val_top1":86.0}
+{"epoch":2,"phase":"finetu
+)";
+
+// The fixture: runs/exp_a seeds 1, 2 complete (top-1 90 and 92) and seed 3 partial; runs/exp_b
+// seed 1 with a corrupt summary.json; configs for exp_a and exp_c (never run); a list naming
+// them and a pattern with no config; a paper row for exp_a.
+struct Fixture {
+    fs::path root = fresh_dir("fixture");
+    fs::path runs = root / "runs", out = root / "report", log = root / "log.txt";
+
+    Fixture() {
+        for (int seed : {1, 2}) {
+            const fs::path d = runs / "exp_a" / ("seed" + std::to_string(seed));
+            write_text(d / "config.toml", config_toml("exp_a", seed, "edropout"));
+            write_text(d / "summary.json", summary_json("exp_a", seed, seed == 1 ? 90.0 : 92.0));
+            write_text(d / "metrics.jsonl", kMetrics);
+        }
+        write_text(runs / "exp_a" / "seed3" / "config.toml", config_toml("exp_a", 3, "edropout"));
+        write_text(runs / "exp_a" / "seed3" / "metrics.jsonl", kMetrics);
+        write_text(runs / "exp_b" / "seed1" / "config.toml", config_toml("exp_b", 1, "l1-filter"));
+        write_text(runs / "exp_b" / "seed1" / "summary.json", "{\"experiment\": \"exp_b\", \"top1\": 9");
+        write_text(root / "configs" / "exp_a.toml", config_toml("exp_a", 1, "edropout"));
+        write_text(root / "configs" / "exp_c.toml", config_toml("exp_c", 1, "gibbs"));
+        write_text(root / "list.txt", "# a repro list\nconfigs/exp_a.toml\nconfigs/exp_c.toml prune.keep=0.4\n"
+                                      "configs/gibbs_*.toml  # not written yet\n");
+        write_text(root / "papers.csv", "# comment line\ngroup,method,model,dataset,base_top1,top1,top5,params_kept,"
+                                        "macs_kept,source\nexp_a,edropout,lenet,fashion-mnist,93.0,93.5,,45.0,,Paper X - Table 1\n");
+    }
+    ~Fixture() { fs::remove_all(root); }
+
+    int report(const std::string& extra = "") const {
+        return run(python() + " scripts/report.py " + runs.string() + " --out " + out.string() + " --expect " +
+                       (root / "list.txt").string() + " --root " + root.string() + " --papers " +
+                       (root / "papers.csv").string() + " " + extra,
+                   log);
+    }
+};
+
+// results.csv as experiment -> column -> cell (the cells hold no commas).
+std::map<std::string, std::map<std::string, std::string>> read_table(const fs::path& csv) {
+    std::ifstream f(csv);
+    std::string line;
+    std::vector<std::string> header;
+    std::map<std::string, std::map<std::string, std::string>> rows;
+    auto split = [](const std::string& s) {
+        std::vector<std::string> cells;
+        std::stringstream ss(s);
+        std::string cell;
+        while (std::getline(ss, cell, ',')) cells.push_back(cell);
+        return cells;
+    };
+    if (std::getline(f, line)) header = split(line);
+    while (std::getline(f, line)) {
+        const std::vector<std::string> cells = split(line);
+        for (size_t i = 0; i < cells.size() && i < header.size(); ++i) rows[cells[0]][header[i]] = cells[i];
+    }
+    return rows;
+}
+
+bool is_png(const fs::path& p) {
+    const std::string head = read_text(p).substr(0, 8);
+    return head == "\x89PNG\r\n\x1a\n";
+}
+
+}  // namespace
+
+TEST_CASE("report.py: tables from complete, partial, corrupt and missing runs") {
+    REQUIRE_MESSAGE(fs::exists("scripts/report.py"), "run the tests from the repository root");
+    Fixture fx;
+    REQUIRE_MESSAGE(fx.report("--no-plots") == 0, read_text(fx.log));
+    REQUIRE(fs::exists(fx.out / "results.md"));
+    auto rows = read_table(fx.out / "results.csv");
+    INFO(read_text(fx.out / "results.csv"));
+
+    // Two complete seeds: mean ± sample std of 90 and 92 is 91.00 ± 1.41 (√2 = 1.414).
+    REQUIRE(rows.count("exp_a"));
+    CHECK(rows["exp_a"]["top1"] == "91.00 ± 1.41");
+    CHECK(rows["exp_a"]["top5"] == "99.00 ± 0.00");
+    CHECK(rows["exp_a"]["params_kept_%"] == "40.00 ± 0.00");
+    CHECK(rows["exp_a"]["macs_kept_%"] == "50.00 ± 0.00");
+    CHECK(rows["exp_a"]["latency_b128_ms"] == "4.000 ± 0.000");
+    CHECK(rows["exp_a"]["seeds"] == "1;2");
+    CHECK(rows["exp_a"]["status"] == "ok (also 1 partial)");
+    CHECK(rows["exp_a"]["paper_top1"] == "93.5");
+    CHECK(rows["exp_a"]["paper_params_kept_%"] == "45.0");
+    CHECK(rows["exp_a"]["paper_source"] == "Paper X - Table 1");
+    // Corrupt summary: a row saying so; listed but never run; a pattern with no config.
+    CHECK(rows["exp_b"]["status"] == "no complete run (1 corrupt)");
+    CHECK(rows["exp_b"]["top1"] == "–");
+    CHECK(rows["exp_c"]["status"] == "not run");
+    CHECK(rows["exp_c"]["method"] == "gibbs");  // from the listed config
+    CHECK(rows["configs/gibbs_*.toml"]["status"] == "not run (no config yet)");
+
+    const std::string md = read_text(fx.out / "results.md");
+    CHECK(md.find("| exp_a | edropout | lenet | 1;2 | ok (also 1 partial) | 91.00 ± 1.41 |") != std::string::npos);
+    CHECK(md.find("partial: no summary.json") != std::string::npos);
+    CHECK(md.find("corrupt summary.json") != std::string::npos);
+    CHECK(md.find("metrics.jsonl line 4: not JSON, skipped") != std::string::npos);
+    CHECK(md.find("Runs found: 4 (2 complete).") != std::string::npos);
+    CHECK(md.find("Paper X - Table 1") != std::string::npos);
+    CHECK(read_text(fx.out / "runs.csv").find("exp_b") != std::string::npos);
+}
+
+TEST_CASE("report.py: a folder without runs or a missing folder is reported, not crashed on") {
+    REQUIRE(fs::exists("scripts/report.py"));
+    const fs::path root = fresh_dir("empty");
+    const fs::path log = root / "log.txt";
+    CHECK(run(python() + " scripts/report.py " + (root / "nothing").string() + " --out " + (root / "out").string(), log) == 0);
+    CHECK(read_text(log).find("no such directory") != std::string::npos);
+    CHECK(read_text(root / "out" / "results.md").find("Runs found: 0") != std::string::npos);
+    fs::remove_all(root);
+}
+
+TEST_CASE("report.py: PNG and SVG plots" * doctest::skip(!has_matplotlib())) {
+    REQUIRE(fs::exists("scripts/report.py"));
+    Fixture fx;
+    REQUIRE_MESSAGE(fx.report() == 0, read_text(fx.log));
+    const fs::path figures = fx.out / "figures";
+    for (const char* name : {"top1_vs_params_kept", "top1_vs_macs_kept", "curves_exp_a", "traces_exp_a",
+                             "widths_exp_a", "latency_vs_batch"}) {
+        INFO(name);
+        CHECK(is_png(figures / (std::string(name) + ".png")));
+        CHECK(read_text(figures / (std::string(name) + ".svg")).find("<svg") != std::string::npos);
+    }
+    // The corrupt and partial runs get no width plot; exp_b has no metrics to trace.
+    CHECK_FALSE(fs::exists(figures / "widths_exp_b.png"));
+    CHECK_FALSE(fs::exists(figures / "traces_exp_b.png"));
+}
+
+TEST_CASE("repro.py: runs a list over seeds, skips finished runs, reports failures and the table") {
+    REQUIRE(fs::exists("scripts/repro.py"));
+    Fixture fx;
+    // A stand-in for bin/spinprune: writes a complete run (top-1 80 + seed), fails for seed 3.
+    const fs::path fake = fx.root / "fake_spinprune.sh";
+    write_text(fake, "#!/bin/bash\nwhile [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; --seed) seed=$2; shift;;"
+                     " --config) config=$2; shift;; esac; shift; done\n"
+                     "[ \"$seed\" = 3 ] && { echo 'seed 3 fails'; exit 3; }\n"
+                     "name=$(basename \"$config\" .toml); mkdir -p \"$out\"\n"
+                     "echo \"name = \\\"$name\\\"\" > \"$out/config.toml\"\n"
+                     "echo \"{\\\"experiment\\\": \\\"$name\\\", \\\"seed\\\": $seed, \\\"completed\\\": true,"
+                     " \\\"compacted\\\": {\\\"top1\\\": 8$seed, \\\"top5\\\": 99}, \\\"params_kept\\\": 0.5}\""
+                     " > \"$out/summary.json\"\necho ran >> \"" + (fx.root / "calls").string() + "\"\n");
+    fs::permissions(fake, fs::perms::owner_all);
+    write_text(fx.root / "run_list.txt", "configs/exp_a.toml\nconfigs/missing_*.toml\n");
+    const fs::path out = fx.root / "repro";
+    const std::string cmd = python() + " scripts/repro.py " + (fx.root / "run_list.txt").string() +
+                            " --seeds 3 --out " + out.string() + " --bin " + fake.string() + " --device cpu --root " + fx.root.string();
+    const int first = run(cmd, fx.log);
+    const int second = run(cmd, fx.log);  // seeds 1, 2 done: only seed 3 runs again
+    const std::string log = read_text(fx.log);
+    INFO(log);
+    CHECK(first == 1);  // seed 3 failed
+    CHECK(second == 1);
+    CHECK(log.find("estimated run time on cpu") != std::string::npos);
+    CHECK(log.find("missing_*.toml: no config yet") != std::string::npos);
+    CHECK(log.find("exp_a seed 3 failed (exit 3)") != std::string::npos);
+    CHECK(log.find("exp_a seed 1: done earlier, skipped") != std::string::npos);
+    CHECK(read_text(fx.root / "calls") == "ran\nran\n");
+    auto rows = read_table(out / "report" / "results.csv");
+    CHECK(rows["exp_a"]["top1"] == "81.50 ± 0.71");  // 81 and 82: std √0.5
+    CHECK(rows["exp_a"]["seeds"] == "1;2");
+    CHECK(rows["exp_a"]["status"] == "ok");  // the failed seed 3 left no run directory
+    CHECK(rows["configs/missing_*.toml"]["status"] == "not run (no config yet)");
+}
