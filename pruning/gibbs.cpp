@@ -16,6 +16,8 @@ namespace {
 
 constexpr uint64_t kPurposeGibbs = 0x6769'6262'7373'7465ull;       // "gibbsste": per-step draws, + layer
 constexpr uint64_t kPurposeGibbsFinal = 0x6769'6262'6669'6e6cull;  // "gibbfinl": the final draw, + layer
+// Chain k > 0 of a step draws with purpose + k · stride (+ layer); chain 0 is the paper's stream.
+constexpr uint64_t kChainPurposeStride = 1ull << 32;
 
 uint32_t raw_uniform(uint64_t key, uint64_t i) { return philox_block(key, i / 4).v[i % 4]; }
 
@@ -277,7 +279,19 @@ GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
       units_{Tensor(Shape{space_.size()}, ctx.device()), Tensor(Shape{space_.size()}, ctx.device())} {
     SP_REQUIRE(options_.p >= 0 && options_.p < 1, "Gibbs pruning: p = " << options_.p << ", expected [0, 1)");
     SP_REQUIRE(options_.sweeps >= 1, "Gibbs pruning: sweeps = " << options_.sweeps << ", expected >= 1");
+    SP_REQUIRE(options_.chains >= 1 && options_.chain_beta_ratio >= 1.0 && options_.chain_images >= 0,
+               "Gibbs pruning: chains = " << options_.chains << ", chain_beta_ratio = " << options_.chain_beta_ratio
+                                          << ", chain_images = " << options_.chain_images
+                                          << "; expected chains >= 1, chain_beta_ratio >= 1, chain_images >= 0");
     if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
+    if (options_.chains > 1) {
+        PopulationOptions po;
+        po.energy = options_.chain_energy;
+        po.check_members = false;  // 0/1 by construction; an empty layer is a valid draw here
+        evaluator_ = std::make_unique<PopulationEvaluator>(space_, po);
+        population_ = Tensor(Shape{options_.chains, space_.size()}, ctx.device());
+        energies_ = Tensor(Shape{options_.chains}, ctx.device());
+    }
 }
 
 GibbsParams GibbsTraining::params_at(double beta) const {
@@ -301,11 +315,38 @@ void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64
     }
 }
 
-void GibbsTraining::before_step(Context& ctx, int64_t epoch) {
+void GibbsTraining::draw_best_chain(Context& ctx, const Tensor& images, const Tensor& labels, Tensor& units) {
+    const int64_t d = space_.size();
+    for (int64_t k = 0; k < options_.chains; ++k) {
+        Tensor row = Tensor::view(population_.data() + k * d, Shape{d}, ctx.device());
+        const double beta = beta_ / std::pow(options_.chain_beta_ratio, static_cast<double>(k));
+        draw_all(ctx, beta, kPurposeGibbs + static_cast<uint64_t>(k) * kChainPurposeStride, ctx.step(), row);
+    }
+    // The energies' images: the batch, or its first chain_images rows (views, no copy).
+    const int64_t b = options_.chain_images > 0 ? std::min(options_.chain_images, images.dim(0)) : images.dim(0);
+    const Shape& in = images.shape();
+    Tensor x = Tensor::view(const_cast<float*>(images.data()), Shape{b, in[1], in[2], in[3]}, images.device());
+    Tensor y = Tensor::view(const_cast<float*>(labels.data()), Shape{b}, labels.device());
+    evaluator_->evaluate(ctx, population_, x, y, energies_);
+    // K scalars to the host per step: the pick and the logs need them.
+    const std::vector<float> e = energies_.to_host();
+    const int64_t best = std::min_element(e.begin(), e.end()) - e.begin();  // the lowest chain on ties
+    epoch_best_energy_ += e[static_cast<size_t>(best)];
+    for (float v : e) epoch_mean_energy_ += v / static_cast<double>(e.size());
+    epoch_chain_picks_nonzero_ += best != 0 ? 1 : 0;
+    units.copy_from(Tensor::view(population_.data() + best * d, Shape{d}, ctx.device()));
+}
+
+void GibbsTraining::before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch) {
     auto start = std::chrono::steady_clock::now();
     beta_ = options_.schedule.beta(epoch);
     const int next = drawn_ ? 1 - current_ : current_;
-    draw_all(ctx, beta_, kPurposeGibbs, ctx.step(), units_[next]);
+    if (options_.chains > 1) {
+        space_.detach();  // scored without the previous step's mask
+        draw_best_chain(ctx, images, labels, units_[next]);
+    } else {
+        draw_all(ctx, beta_, kPurposeGibbs, ctx.step(), units_[next]);
+    }
     const Tensor& cur = units_[next];
     const Tensor& prev = drawn_ ? units_[current_] : units_[next];  // the first step flips nothing
     if (ctx.device() == Device::cpu) {
@@ -336,6 +377,14 @@ nlohmann::json GibbsTraining::epoch_log(Context& ctx) {
     const double entries = static_cast<double>(space_.size()) * static_cast<double>(std::max<int64_t>(epoch_steps_, 1));
     nlohmann::json log = {{"gibbs_beta", beta_}, {"gibbs_flip_rate", counts[0] / entries},
                           {"gibbs_kept_mean", counts[1] / entries}, {"gibbs_steps", epoch_steps_}};
+    if (options_.chains > 1 && epoch_steps_ > 0) {
+        const double n = static_cast<double>(epoch_steps_);
+        log["gibbs_chain_best_energy"] = epoch_best_energy_ / n;
+        log["gibbs_chain_mean_energy"] = epoch_mean_energy_ / n;
+        log["gibbs_chain_pick_other"] = static_cast<double>(epoch_chain_picks_nonzero_) / n;  // share of steps
+    }
+    epoch_best_energy_ = epoch_mean_energy_ = 0;
+    epoch_chain_picks_nonzero_ = 0;
     epoch_steps_ = 0;
     if (!drawn_) return log;
     const std::vector<float> units = units_[current_].to_host();
@@ -367,6 +416,9 @@ void GibbsTraining::save(std::vector<std::pair<std::string, Tensor>>& tensors, s
     meta["gibbs.kept"] = std::to_string(counts[1]);
     meta["gibbs.epoch_steps"] = std::to_string(epoch_steps_);
     meta["gibbs.beta"] = std::to_string(beta_);
+    meta["gibbs.chain_best_energy"] = nlohmann::json(epoch_best_energy_).dump();  // exact round trip
+    meta["gibbs.chain_mean_energy"] = nlohmann::json(epoch_mean_energy_).dump();
+    meta["gibbs.chain_picks_other"] = std::to_string(epoch_chain_picks_nonzero_);
 }
 
 void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
@@ -381,6 +433,11 @@ void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
     }
     epoch_steps_ = std::stoll(ck.meta("gibbs.epoch_steps"));
     beta_ = std::stod(ck.meta("gibbs.beta"));
+    if (ck.metadata.count("gibbs.chain_best_energy")) {  // absent in checkpoints of earlier versions
+        epoch_best_energy_ = nlohmann::json::parse(ck.meta("gibbs.chain_best_energy")).get<double>();
+        epoch_mean_energy_ = nlohmann::json::parse(ck.meta("gibbs.chain_mean_energy")).get<double>();
+        epoch_chain_picks_nonzero_ = std::stoll(ck.meta("gibbs.chain_picks_other"));
+    }
     if (drawn_) space_.attach(ctx, units_[current_]);
 }
 

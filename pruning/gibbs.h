@@ -23,6 +23,7 @@
 #include "nn/context.h"
 #include "nn/tensor.h"
 #include "pruning/mask_space.h"
+#include "pruning/population.h"
 
 namespace sp {
 
@@ -91,6 +92,13 @@ struct GibbsOptions {
     int64_t sweeps = 50;
     GibbsSchedule schedule;
     uint64_t seed = 1;
+    // Beyond the paper: draw `chains` masks per step (chain k at β / chain_beta_ratio^k, its own
+    // stream), score them together with the population evaluator on the step's batch (its first
+    // chain_images images when > 0) and train with the lowest-energy one. chains = 1: the paper.
+    int64_t chains = 1;
+    double chain_beta_ratio = 1.0;
+    int64_t chain_images = 0;
+    EnergyKind chain_energy = EnergyKind::cross_entropy;
 };
 
 // The training-phase sampler: a weight-granularity mask space over the pruned layers (every
@@ -100,10 +108,12 @@ class GibbsTraining {
 public:
     GibbsTraining(Model& model, GibbsOptions options, Context& ctx);
 
-    // Draws every layer's mask at β(epoch) and attaches them.
-    void before_step(Context& ctx, int64_t epoch);
+    // Draws every layer's mask at β(epoch) and attaches them; with several chains, the one of
+    // lowest energy on (images, labels).
+    void before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch);
     void detach() { space_.detach(); }
-    // β, sparsity per layer, magnetisation, energy, flip rate and kept fraction over the epoch's steps.
+    // β, sparsity per layer, magnetisation, energy, flip rate and kept fraction over the epoch's
+    // steps; with several chains also the mean best and mean chain energy on the batches.
     nlohmann::json epoch_log(Context& ctx);
     void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const;
     void restore(Context& ctx, const Checkpoint& ck);
@@ -114,12 +124,19 @@ public:
     MaskSpaceOptions final_space_options() const;
     std::vector<float> final_state(Context& ctx, MaskSpace& final_space);
     int64_t steps() const { return steps_; }
+    // The mask of the last step (D), and with several chains that step's draws (chains, D) and
+    // their energies (chains).
+    const Tensor& mask() const { return units_[current_]; }
+    const Tensor& chain_population() const { return population_; }
+    const Tensor& chain_energies() const { return energies_; }
     double sampling_seconds() const { return sampling_seconds_; }
 
 private:
     GibbsParams params_at(double beta) const;
     // Every layer's mask into `units` (D) with the streams (seed, purpose + layer, step).
     void draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units);
+    // chains > 1: every chain's draw into population_, scored; the lowest-energy one into `units`.
+    void draw_best_chain(Context& ctx, const Tensor& images, const Tensor& labels, Tensor& units);
 
     Model& model_;
     GibbsOptions options_;
@@ -134,6 +151,12 @@ private:
     unsigned long long host_counters_[2] = {0, 0};
     int64_t epoch_steps_ = 0, steps_ = 0;
     double sampling_seconds_ = 0;
+    // chains > 1
+    std::unique_ptr<PopulationEvaluator> evaluator_;
+    Tensor population_;  // (chains, D)
+    Tensor energies_;    // (chains)
+    double epoch_best_energy_ = 0, epoch_mean_energy_ = 0;  // sums over the epoch's steps
+    int64_t epoch_chain_picks_nonzero_ = 0;                  // steps whose best chain was not chain 0
 };
 
 }  // namespace sp

@@ -282,7 +282,7 @@ TEST_CASE("gibbs: the training sampler resumes identically and logs its statisti
         if (resume) sampler.restore(ctx, *resume);
         for (int64_t step = from; step < to; ++step) {
             ctx.set_step(static_cast<uint64_t>(step));
-            sampler.before_step(ctx, 1);
+            sampler.before_step(ctx, Tensor(), Tensor(), 1);  // one chain: the batch is not used
         }
         if (save_at_end) {
             std::vector<std::pair<std::string, Tensor>> tensors;
@@ -303,6 +303,57 @@ TEST_CASE("gibbs: the training sampler resumes identically and logs its statisti
     CHECK(flips < 0.5);
     CHECK(straight["gibbs_kept_mean"].get<double>() > 0.1);
     CHECK(straight["gibbs_sparsity"].size() >= 2);
+}
+
+TEST_CASE("gibbs: several chains per step, scored together, train with the lowest-energy draw") {
+    auto model = make_model("lenet", 1, 16, 16, 10);
+    model->allocate(Device::cpu, 5);
+    Context ctx(Device::cpu, 1);
+    std::vector<float> x(6 * 16 * 16), y(6);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = stream_uniform(11, i) - 0.5f;
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 10);
+    const Tensor images = Tensor::from_host(x, Shape{6, 1, 16, 16}, Device::cpu);
+    const Tensor labels = Tensor::from_host(y, Shape{6}, Device::cpu);
+    GibbsOptions o;
+    o.p = 0.7;
+    o.schedule = GibbsSchedule{1e3, 1e3, 1};
+    GibbsTraining single(*model, o, ctx);
+    o.chains = 4;
+    o.chain_beta_ratio = 1e3;  // chains 1..3 at β = 1, 1e-3, 1e-6: far from chain 0's draw
+    GibbsTraining chains(*model, o, ctx);
+    ctx.set_step(7);
+    single.before_step(ctx, images, labels, 0);
+    const std::vector<float> paper = single.mask().to_host();
+    single.detach();
+    chains.before_step(ctx, images, labels, 0);
+    const std::vector<float> pop = chains.chain_population().to_host();
+    const std::vector<float> energies = chains.chain_energies().to_host();
+    const std::vector<float> picked = chains.mask().to_host();
+    const size_t d = paper.size();
+    REQUIRE(pop.size() == 4 * d);
+    // Chain 0 is the paper's draw (the same stream); the others are other draws.
+    CHECK(std::equal(paper.begin(), paper.end(), pop.begin()));
+    for (size_t k = 1; k < 4; ++k) CHECK_FALSE(std::equal(paper.begin(), paper.end(), pop.begin() + k * d));
+    // The energies are the population evaluator's (one by one as the reference), and the
+    // training mask is the lowest-energy chain.
+    MaskSpace space(*model, chains.final_space_options());
+    REQUIRE(space.size() == static_cast<int64_t>(d));
+    PopulationOptions po;
+    po.check_members = false;
+    po.energy = EnergyKind::cross_entropy;
+    PopulationEvaluator reference(space, po);
+    Tensor expected(Shape{4}, Device::cpu);
+    reference.evaluate_one_by_one(ctx, Tensor::from_host(pop, Shape{4, static_cast<int64_t>(d)}, Device::cpu), images, labels, expected);
+    const std::vector<float> e1 = expected.to_host();
+    for (size_t k = 0; k < 4; ++k) CHECK(energies[k] == doctest::Approx(e1[k]).epsilon(1e-4));
+    const size_t best = static_cast<size_t>(std::min_element(energies.begin(), energies.end()) - energies.begin());
+    CHECK(std::equal(picked.begin(), picked.end(), pop.begin() + best * d));
+    chains.detach();
+    const nlohmann::json log = chains.epoch_log(ctx);
+    CHECK(log["gibbs_chain_best_energy"].get<double>() == doctest::Approx(energies[best]));
+    CHECK(log["gibbs_chain_best_energy"].get<double>() <= log["gibbs_chain_mean_energy"].get<double>());
+    CHECK_THROWS_WITH_AS(parse_config("[prune]\nmethod = \"gibbs\"\n[prune.gibbs]\nchains = 0\n", "g.toml"),
+                         doctest::Contains("key 'prune.gibbs.chains'"), Error);
 }
 
 GPU_TEST_CASE("gibbs: CUDA masks equal the CPU reference's for the same key") {

@@ -172,6 +172,12 @@ void read_gibbs_section(Section& gibbs, GibbsConfig& g) {
     gibbs.require_range("filter_coupling", g.filter_coupling, -1e3, 1e3);
     gibbs.read("sweeps", g.sweeps);
     gibbs.require_range<int64_t>("sweeps", g.sweeps, 1, 100000);
+    gibbs.read("chains", g.chains);
+    gibbs.require_range<int64_t>("chains", g.chains, 1, 1024);
+    gibbs.read("chain_beta_ratio", g.chain_beta_ratio);
+    gibbs.require_range("chain_beta_ratio", g.chain_beta_ratio, 1.0, 1e6);
+    gibbs.read("chain_images", g.chain_images);
+    gibbs.require_range<int64_t>("chain_images", g.chain_images, 0, INT64_MAX);
 }
 
 // [prune.rl]: the constrained RL pruning keys (METHODS.md §4).
@@ -396,7 +402,8 @@ namespace {
 toml::table gibbs_table(const GibbsConfig& g) {
     return toml::table{{"p", g.p}, {"beta_start", g.beta_start}, {"beta_end", g.beta_end},
                        {"anneal_epochs", g.anneal_epochs}, {"kernel_coupling", g.kernel_coupling},
-                       {"filter_coupling", g.filter_coupling}, {"sweeps", g.sweeps}};
+                       {"filter_coupling", g.filter_coupling}, {"sweeps", g.sweeps}, {"chains", g.chains},
+                       {"chain_beta_ratio", g.chain_beta_ratio}, {"chain_images", g.chain_images}};
 }
 
 toml::table rl_table(const ConstrainedRlConfig& r) {

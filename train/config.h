@@ -57,6 +57,11 @@ struct GibbsConfig {
     double kernel_coupling = 0.01; // c of the kernel-wise Hamiltonian
     double filter_coupling = 1.0;  // c of the filter-wise Hamiltonian (in-kernel and between halves)
     int64_t sweeps = 50;           // filter-wise: chromatic sweeps per draw
+    // Beyond the paper: `chains` masks per step (chain k at β / chain_beta_ratio^k), scored with
+    // prune.energy on the step's batch (its first chain_images images when > 0); the lowest is used.
+    int64_t chains = 1;
+    double chain_beta_ratio = 1.0;
+    int64_t chain_images = 0;
 };
 
 // [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).

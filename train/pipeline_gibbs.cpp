@@ -13,8 +13,8 @@ namespace {
 class GibbsHook : public PhaseHook {
 public:
     explicit GibbsHook(GibbsTraining& sampler) : sampler_(sampler) {}
-    void before_step(Context& ctx, Model&, const Tensor&, const Tensor&, int64_t epoch) override {
-        sampler_.before_step(ctx, epoch);
+    void before_step(Context& ctx, Model&, const Tensor& images, const Tensor& labels, int64_t epoch) override {
+        sampler_.before_step(ctx, images, labels, epoch);
     }
     json end_epoch(Context& ctx) override { return sampler_.epoch_log(ctx); }
     void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const override {
@@ -36,6 +36,13 @@ GibbsOptions gibbs_options(const ExperimentConfig& c) {
     o.sweeps = g.sweeps;
     o.schedule = GibbsSchedule{g.beta_start, g.beta_end, g.anneal_epochs};
     o.seed = static_cast<uint64_t>(c.seed);
+    o.chains = g.chains;
+    o.chain_beta_ratio = g.chain_beta_ratio;
+    o.chain_images = g.chain_images;
+    SP_REQUIRE(g.chains == 1 || c.prune.energy != "ising",
+               c.source << ": key 'prune.energy': the Gibbs chains are scored on the batch (margin, cross-entropy "
+                           "or error), not \"ising\"");
+    if (g.chains > 1) o.chain_energy = energy_from_name(c.prune.energy);
     return o;
 }
 
