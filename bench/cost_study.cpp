@@ -1,11 +1,15 @@
-// Cost study (make cost-study): where fewer MACs do and don't give speed. For LeNet and ResNet-20
+// Cost study (make cost-study): what the pruning machinery costs per unit of work, each beside a
+// training step of the same network and batch (ResNet-20, CIFAR-shaped): one EDropout generation,
+// one Gibbs step per Hamiltonian, one scored filter, one RL episode. And where fewer MACs do and
+// don't give speed: for LeNet and ResNet-20
 // with 50% of every prunable layer's filters removed (lowest L1 norm), the forward latency of the
 // dense and the physically compacted network across batch sizes; and for 50% of the weights
 // masked (per-layer magnitude), the dense network's time with and without the masks, since an
 // unstructured mask leaves the dense shapes. Random weights and inputs: time does not depend on
 // the values. Writes bench/results/<device>_cost_study.md and .json (the JSON feeds report.py's
 // latency plot).
-//   cost_study_bench [--device cpu|cuda|auto] [--max-batch N] [--repeats R] [--rounds K] [--out DIR]
+//   cost_study_bench [--device cpu|cuda|auto] [--max-batch N] [--repeats R] [--rounds K]
+//                    [--machinery-batch B] [--out DIR]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -15,11 +19,19 @@
 #include <sstream>
 #include <string>
 
+#include "bench/inputs.h"
+#include "bench/timing.h"
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
+#include "nn/layers.h"
 #include "nn/models/model.h"
+#include "nn/optim.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
+#include "pruning/constrained_rl.h"
+#include "pruning/edropout.h"
+#include "pruning/feature_scores.h"
+#include "pruning/gibbs.h"
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
 #include "pruning/surgery.h"
@@ -89,6 +101,95 @@ json unstructured_check(Context& ctx, const StudyModel& spec, const std::vector<
     return {{"name", spec.name}, {"params_kept", acc.params_kept()}, {"latency", points}};
 }
 
+// The machinery of every method on ResNet-20 at `batch` random CIFAR-shaped images, in ms per
+// unit of work, each the median of `repeats` after a warm-up:
+//   training step  forward, cross-entropy, backward, SGD (momentum 0.9) — the yardstick;
+//   edropout       one generation: P = 8 trial states of the filter masks made, scored on the
+//                  batch (margin energy, one batched pass) and selected;
+//   gibbs          one step's draw for every pruned layer (p = 0.9; filter-wise: 50 sweeps);
+//   scored filter  the nuclear norm of every filter's maps from 640 images, per filter;
+//   RL episode     32 layer-wise episodes scored as one population on 256 images, per episode.
+json machinery(Context& ctx, int64_t batch, int repeats) {
+    auto model = make_model("resnet20", 3, 32, 32, 10);
+    model->allocate(ctx.device(), 1);
+    const Tensor images = bench::uniform_tensor(Shape{batch, 3, 32, 32}, ctx.device(), 4, 1.0f);
+    const Tensor labels = bench::cyclic_labels(batch, 10, ctx.device());
+    json rows = json::array();
+    auto add = [&](const std::string& work, const std::string& unit, double ms) {
+        rows.push_back({{"work", work}, {"unit", unit}, {"ms", ms}});
+        std::fprintf(stderr, "machinery %s: %.3f ms per %s\n", work.c_str(), ms, unit.c_str());
+    };
+
+    model->set_training(true);
+    SgdHyper hyper;
+    hyper.momentum = 0.9f;
+    Sgd sgd(hyper);
+    SoftmaxCrossEntropy loss_fn;
+    const double step_ms = 1e3 * bench::median_seconds(ctx, repeats, [&] {
+        Tensor& logits = model->forward(ctx, images);
+        loss_fn.forward(ctx, logits, labels);
+        model->backward(ctx, loss_fn.backward(ctx));
+        sgd.step(ctx, model->parameters(), 0.01f);
+    });
+    add("training step", "step", step_ms);
+
+    {
+        MaskSpace space(*model, MaskSpaceOptions{});
+        EDropoutOptions eo;
+        eo.min_generations = 1 << 30;  // never converges here
+        EDropoutSearch search(space, eo, ctx);
+        int64_t generation = 0;
+        const double ms = 1e3 * bench::median_seconds(ctx, repeats, [&] {
+            ctx.set_step(static_cast<uint64_t>(generation++));
+            search.before_step(ctx, images, labels, 0);
+        });
+        add("edropout generation (P = 8, filter masks)", "generation", ms);
+    }
+    for (GibbsHamiltonian h : {GibbsHamiltonian::unstructured, GibbsHamiltonian::kernel, GibbsHamiltonian::filter}) {
+        GibbsOptions go;
+        go.hamiltonian = h;
+        go.schedule = GibbsSchedule{1e3, 1e3, 1};
+        GibbsTraining sampler(*model, go, ctx);
+        int64_t step = 0;
+        const int draws = h == GibbsHamiltonian::filter ? std::max(1, repeats / 4) : repeats;  // seconds each on a CPU
+        const double ms = 1e3 * bench::median_seconds(ctx, draws, [&] {
+            ctx.set_step(static_cast<uint64_t>(step++));
+            sampler.before_step(ctx, images, labels, 0);
+        });
+        sampler.detach();
+        add(std::string("gibbs step, ") + gibbs_hamiltonian_name(h), "step", ms);
+    }
+    {
+        MaskSpace space(*model, MaskSpaceOptions{});
+        FeatureScoreOptions fo;
+        fo.images = 640;
+        fo.batch_size = std::min<int64_t>(128, batch);
+        const Tensor scoring_images = bench::uniform_tensor(Shape{fo.images, 3, 32, 32}, ctx.device(), 6, 1.0f);
+        const double ms = 1e3 * bench::median_seconds(ctx, std::max(1, repeats / 4),
+                                                      [&] { feature_map_scores(ctx, space, scoring_images, fo); });
+        add("scored filter (nuclear norm, 640 images)", "filter", ms / static_cast<double>(space.size()));
+    }
+    {
+        MaskSpace space(*model, MaskSpaceOptions{});
+        ConstrainedRlOptions ro;
+        ro.budget = 0.3;
+        const int64_t episodes = 32, eval_images = 256;
+        const Tensor eval_x = bench::uniform_tensor(Shape{eval_images, 3, 32, 32}, ctx.device(), 7, 1.0f);
+        const Tensor eval_y = bench::cyclic_labels(eval_images, 10, ctx.device());
+        PruningEnvironment env(ctx, space, ro, eval_x, eval_y);
+        std::vector<float> states;
+        for (int64_t e = 0; e < episodes; ++e) {  // each episode prunes a different fraction of every layer
+            std::vector<float> actions(static_cast<size_t>(env.steps() * env.action_dim()),
+                                       0.8f * static_cast<float>(e) / static_cast<float>(episodes));
+            const std::vector<float> state = env.episode_state(actions.data());
+            states.insert(states.end(), state.begin(), state.end());
+        }
+        const double ms = 1e3 * bench::median_seconds(ctx, std::max(1, repeats / 4), [&] { env.rewards(states, episodes, true); });
+        add("RL episode (layer-wise, 32 per population, 256 images)", "episode", ms / static_cast<double>(episodes));
+    }
+    return {{"model", "resnet20"}, {"batch", batch}, {"step_ms", step_ms}, {"rows", rows}};
+}
+
 std::string utc_now() {
     char buf[32];
     const std::time_t t = std::time(nullptr);
@@ -107,7 +208,21 @@ std::string markdown(const json& study) {
        << study["rounds"].get<int>() << " rounds of the median of " << study["repeats"].get<int>() << " forwards (after "
        << study["warmup"].get<int>() << " warm-up runs each); the minimum, since other jobs on a shared machine only "
        << "add time. MACs: multiply-accumulates per image (1 MAC = 2 FLOPs).\n\n"
-       << "## Dense vs compacted (50% of every prunable layer's filters removed, lowest L1 norm)\n\n";
+       << "## The pruning machinery per unit of work\n\n";
+    const json& mach = study["machinery"];
+    std::snprintf(line, sizeof line,
+                  "ResNet-20 on random 3x32x32 images, batch %lld; every row the median of the repeats after a "
+                  "warm-up; \"share of a step\": its time against one training step at the same batch.\n\n"
+                  "| work | ms per unit | share of a training step |\n|---|---:|---:|\n",
+                  static_cast<long long>(mach["batch"].get<int64_t>()));
+    md << line;
+    for (const json& r : mach["rows"]) {
+        std::snprintf(line, sizeof line, "| %s | %.4g per %s | %.3g |\n", r["work"].get<std::string>().c_str(),
+                      r["ms"].get<double>(), r["unit"].get<std::string>().c_str(),
+                      r["ms"].get<double>() / mach["step_ms"].get<double>());
+        md << line;
+    }
+    md << "\n## Dense vs compacted (50% of every prunable layer's filters removed, lowest L1 norm)\n\n";
     for (const json& m : study["models"]) {
         std::snprintf(line, sizeof line,
                       "### %s: %.1f%% of the parameters, %.1f%% of the MACs kept (%lld -> %lld MACs/image)\n\n"
@@ -145,10 +260,12 @@ int main(int argc, char** argv) {
     std::string device_arg = "auto", out_dir = "bench/results";
     int64_t max_batch = 512;
     int repeats = -1, rounds = -1;
+    int64_t machinery_batch = -1;
     app.add_option("--device", device_arg, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     app.add_option("--max-batch", max_batch, "largest batch of the sweep (powers of two from 1)")->check(CLI::PositiveNumber);
     app.add_option("--repeats", repeats, "timed forwards per point, median reported (default: 20 on the GPU, 3 on the CPU)");
     app.add_option("--rounds", rounds, "measurements per point, the minimum reported (default: 1 on the GPU, 5 on the CPU)");
+    app.add_option("--machinery-batch", machinery_batch, "batch of the machinery costs (default: 128 on the GPU, 32 on the CPU)");
     app.add_option("--out", out_dir, "folder for <device>_cost_study.md and .json");
     CLI11_PARSE(app, argc, argv);
     try {
@@ -166,6 +283,8 @@ int main(int argc, char** argv) {
         json study = {{"device", env["device"]}, {"device_name", env["device_name"]},
                       {"git_revision", env["git_revision"]}, {"date", utc_now()}, {"command", command},
                       {"repeats", lo.repeats}, {"rounds", rounds}, {"warmup", lo.warmup}};
+        if (machinery_batch <= 0) machinery_batch = device == Device::cuda ? 128 : 32;
+        study["machinery"] = machinery(ctx, machinery_batch, device == Device::cuda ? 20 : 4);
         const std::vector<StudyModel> models = {{"lenet", 1, 28}, {"resnet20", 3, 32}};
         study["models"] = json::array();
         for (const StudyModel& m : models) study["models"].push_back(structured_sweep(ctx, m, max_batch, lo, rounds));

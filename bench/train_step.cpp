@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/inputs.h"
 #include "bench/timing.h"
 #include "kernels/philox.h"
 #include "nn/cpu/gemm.h"
@@ -26,11 +27,7 @@ using namespace sp;
 
 namespace {
 
-Tensor uniform_tensor(Shape shape, Device device, uint64_t key, float scale) {
-    std::vector<float> v(static_cast<size_t>(shape.numel()));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = scale * (2.0f * stream_uniform(key, i) - 1.0f);
-    return Tensor::from_host(v, std::move(shape), device);
-}
+using bench::uniform_tensor;
 
 // The device's SGEMM rate in MACs/s: an n×n×n product through our linear op (cuBLAS / OpenBLAS).
 double measured_mac_rate(Context& ctx, int64_t n, int repeats) {
@@ -107,9 +104,7 @@ int main(int argc, char** argv) {
                 model->allocate(device, 1);
                 model->set_training(true);
                 Tensor images = uniform_tensor(Shape{batch, 3, 32, 32}, device, 4, 1.0f);
-                std::vector<float> y(static_cast<size_t>(batch));
-                for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 10);
-                Tensor labels = Tensor::from_host(y, Shape{batch}, device);
+                Tensor labels = bench::cyclic_labels(batch, 10, device);
                 SgdHyper hyper;
                 hyper.momentum = 0.9f;
                 hyper.weight_decay = 5e-4f;
