@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/check.h"
 #include "kernels/philox.h"
 #include "nn/context.h"
 #include "nn/device.h"
@@ -21,6 +22,17 @@
 #define GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!::sp::cuda_available()))
 
 namespace sp::test {
+
+// The message of the sp::Error `f` throws ("no error" when it returns).
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "no error";
+}
 
 // float32 unit roundoff.
 constexpr double kUnitRoundoff = 0x1p-24;

@@ -31,6 +31,7 @@
 #include "train/trainer.h"
 
 using namespace sp;
+using sp::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -50,17 +51,6 @@ std::string write_file(const std::string& path, const std::string& bytes) {
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The message of the sp::Error `f` throws ("no error" when it returns).
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "no error";
 }
 
 // A safetensors file: 8-byte little-endian header length, the JSON header, the data bytes.

@@ -2,6 +2,8 @@
 // compile and does not build under nvcc).
 #include "train/config.h"
 
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -154,6 +156,51 @@ void apply_override(toml::table& root, const std::string& override_text) {
 }
 
 }  // namespace
+
+std::vector<double> parse_rate_list(const std::string& text, const std::string& where) {
+    std::vector<double> rates;
+    size_t i = 0;
+    auto fail = [&](const std::string& what) {
+        SP_REQUIRE(false, where << ": " << what << " at character " << i + 1 << " of \"" << text
+                      << "\"; expected terms [rate] or [rate]*count joined by '+', e.g. \"[0.1]+[0.6]*35\"");
+    };
+    auto skip_spaces = [&] {
+        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    };
+    skip_spaces();
+    if (i == text.size()) fail("an empty list");
+    while (true) {
+        skip_spaces();
+        if (i >= text.size() || text[i] != '[') fail("no '['");
+        ++i;
+        const char* start = text.c_str() + i;
+        char* end = nullptr;
+        const double rate = std::strtod(start, &end);
+        if (end == start) fail("no rate");
+        i += static_cast<size_t>(end - start);
+        if (!(rate >= 0.0 && rate < 1.0)) fail("a rate outside [0, 1)");
+        if (i >= text.size() || text[i] != ']') fail("no ']'");
+        ++i;
+        skip_spaces();
+        int64_t count = 1;
+        if (i < text.size() && text[i] == '*') {
+            ++i;
+            skip_spaces();
+            const char* cstart = text.c_str() + i;
+            char* cend = nullptr;
+            const long long n = std::strtoll(cstart, &cend, 10);
+            if (cend == cstart || n < 1 || n > 100000) fail("a count that is not an integer in [1, 100000]");
+            i += static_cast<size_t>(cend - cstart);
+            count = n;
+        }
+        rates.insert(rates.end(), static_cast<size_t>(count), rate);
+        skip_spaces();
+        if (i == text.size()) break;
+        if (text[i] != '+') fail("no '+' between terms");
+        ++i;
+    }
+    return rates;
+}
 
 namespace {
 // [prune.gibbs]: the Gibbs pruning keys (METHODS.md §2).
@@ -386,6 +433,11 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     if (!p.criterion.empty()) prune.read("criterion", p.criterion, {"nuclear", "rank", "l1", "l2"});
     prune.read("rates", p.rates);
     for (double r : p.rates) prune.require_range("rates", r, 0.0, 0.999);
+    prune.read("conv_rates", p.conv_rates);
+    if (!p.conv_rates.empty()) {
+        parse_rate_list(p.conv_rates, path + ": key 'prune.conv_rates'");  // the notation, now
+        SP_REQUIRE(p.rates.empty(), path << ": keys 'prune.rates' and 'prune.conv_rates': give one of them");
+    }
     prune.reject_unknown({"gibbs", "rl"});
 
     Section gibbs(root, path, "prune.gibbs");
@@ -456,7 +508,7 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"min_epochs", p.min_epochs}, {"patience", p.patience},
                               {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
                               {"train_baseline", p.train_baseline}, {"score_images", p.score_images},
-                              {"post_relu", p.post_relu}, {"criterion", p.criterion}, {"rates", rates},
+                              {"post_relu", p.post_relu}, {"criterion", p.criterion}, {"rates", rates}, {"conv_rates", p.conv_rates},
                               {"gibbs", gibbs_table(p.gibbs)}, {"rl", rl_table(p.rl)}}},
         {"finetune", train_table(c.finetune)},
     };

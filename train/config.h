@@ -124,6 +124,9 @@ struct PruneConfig {
     bool post_relu = true;             // score the map after ReLU (else the BN output)
     std::string criterion;             // nuclear | rank | l1 | l2: overrides the method's (nuclear / rank)
     std::vector<double> rates;         // per prunable set, the fraction of filters to prune; empty: `keep` and `budget`
+    // A published per-conv list in HRank's notation, "[0.1]+[0.6]*35+…" (one rate per conv, in
+    // order; pruning/rate_lists.h): mapped onto the prunable sets instead of `rates`.
+    std::string conv_rates;
     GibbsConfig gibbs;
     ConstrainedRlConfig rl;
 };
@@ -158,5 +161,9 @@ ExperimentConfig parse_config(const std::string& text, const std::string& source
 
 // The resolved config (every key, defaults included) as TOML text.
 std::string to_toml(const ExperimentConfig& config);
+
+// A published per-conv rate list in HRank's notation, "[r]*n+[r]+…", as one rate per conv;
+// `where` names the source in errors (file and key).
+std::vector<double> parse_rate_list(const std::string& text, const std::string& where);
 
 }  // namespace sp

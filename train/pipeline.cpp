@@ -13,6 +13,7 @@
 #include "pruning/feature_scores.h"
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
+#include "pruning/rate_lists.h"
 #include "pruning/surgery.h"
 #include "train/pipeline_stages.h"
 
@@ -69,8 +70,16 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     BatchLoader loader(run.data.split.train, lo);
     Batch batch = loader.next();
     const std::vector<float> scores = feature_map_scores(*run.ctx, space, batch.images, fo);
-    if (p.rates.empty()) return select_to_target(space, scores, Selection::per_segment, target);
-    return select_by_rates(space, scores, p.rates);
+    const std::vector<double> rates = segment_rates(run.config, space);
+    if (rates.empty()) return select_to_target(space, scores, Selection::per_segment, target);
+    return select_by_rates(space, scores, rates);
+}
+
+std::vector<double> segment_rates(const ExperimentConfig& config, MaskSpace& space) {
+    const PruneConfig& p = config.prune;
+    if (p.conv_rates.empty()) return p.rates;
+    return map_conv_rates(space.model(), space, parse_rate_list(p.conv_rates, config.source + ": key 'prune.conv_rates'"))
+        .segment_rates;
 }
 
 void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state) {
@@ -138,6 +147,14 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
         per_layer.push_back({{"name", l.name}, {"out", l.out_kept}, {"out_dense", l.out_total}, {"in", l.in_kept},
                              {"in_dense", l.in_total}, {"params", l.params}, {"macs", l.macs}});
     summary["layers"] = per_layer;
+    if (!config.prune.conv_rates.empty()) {
+        // The published figures of a rate list count differently (pruning/rate_lists.h): both.
+        const std::vector<double> conv_rates = parse_rate_list(config.prune.conv_rates, config.source);
+        const PublishedCount c = published_count(model, conv_rates);
+        summary["published_convention"] = {{"params", c.params}, {"macs", c.macs}, {"dense_params", c.dense_params},
+                                           {"dense_macs", c.dense_macs},
+                                           {"unapplied_convs", map_conv_rates(model, space, conv_rates).unapplied}};
+    }
 
     space.detach();
     json latency = {{"dense", latency_json(run, model)}};  // every unit, no masks
@@ -255,9 +272,9 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
     Run run(config, options);
     Model& model = *run.model;
     json summary = base_summary(run, model);
-    if (!config.prune.rates.empty()) {
+    if (!config.prune.rates.empty() || !config.prune.conv_rates.empty()) {
         MaskSpace probe(model, mask_options(config.prune));  // fail before training, not after
-        check_rates(probe, config.prune.rates);
+        check_rates(probe, segment_rates(config, probe));
     }
     if (config.prune.method == "gibbs") {
         summary = run_gibbs(run, model, summary);

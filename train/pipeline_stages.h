@@ -26,6 +26,10 @@ json latency_json(Run& run, Model& model);
 // stopped early (summary["completed"] is then false).
 bool train_reference_baseline(Run& run, json& summary);
 
+// The per-segment rates of the prune stage: prune.rates, or prune.conv_rates mapped onto `space`
+// (pruning/rate_lists.h); empty: prune to the budget.
+std::vector<double> segment_rates(const ExperimentConfig& config, MaskSpace& space);
+
 // The pruned state of the prune stage: mask.safetensors when the run saved one, else the
 // configured method's selection on the trained model.
 std::vector<float> pruned_state(Run& run, MaskSpace& space);
