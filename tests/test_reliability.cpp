@@ -162,8 +162,8 @@ TEST_CASE("fuzz regression: a checkpoint with an empty tensor loads (memcpy from
 }
 
 // toml++ 3.3.0 asserts (aborting the process) on a table header whose key starts with a
-// character no key can start with (upstream: marzer/tomlplusplus#301). Until train/config.cpp
-// turns its assertions off (see bench/results/reliability.md), these fail instead of passing.
+// character no key can start with (upstream: marzer/tomlplusplus#301); train/config.cpp compiles
+// the assertions out, so the parser reports its own error. Run in a child: a regression aborts.
 TEST_CASE("fuzz regression: a malformed table header is a parse error, not an abort") {
     for (const char* text : {"[=train]\nepochs = 3\n", "[[[a]]]\n", "[train]\n[=x]\n"}) {
         const std::string result = in_child([&] { parse_config(text, "header.toml"); });
@@ -175,6 +175,15 @@ TEST_CASE("fuzz regression: a malformed table header is a parse error, not an ab
 TEST_CASE("fuzz regression: NaN is refused for ranged keys") {
     CHECK(error_of([] { parse_config("[train]\nlr = nan\n", "nan.toml"); }).find("key 'train.lr'") != std::string::npos);
     CHECK(error_of([] { parse_config("[prune]\nkeep = nan\n", "nan.toml"); }).find("key 'prune.keep'") != std::string::npos);
+}
+
+// config_fuzz: toml++ 3.3.0 reaches __builtin_unreachable on U+FD7E–U+FEFE where whitespace may
+// stand (a mistyped BOM, EF BB 9F); config.cpp refuses those code points before parsing.
+TEST_CASE("fuzz regression: code points the TOML library mishandles are refused, naming the line") {
+    CHECK(error_of([] { parse_config("seed = 1\n\xEF\xBB\x9F[train]\n", "u.toml"); }).find("u.toml:2: code point U+FEDF") !=
+          std::string::npos);
+    CHECK(error_of([] { parse_config("", "u.toml", {"train.lr=\xEF\xB5\xBE"}); }).find("U+FD7E") != std::string::npos);
+    CHECK(parse_config("\xEF\xBB\xBFseed = 7\n", "bom.toml").seed == 7);  // a real BOM (U+FEFF) stays fine
 }
 
 // ---- the mask file reader -------------------------------------------------------------------
