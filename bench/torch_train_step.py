@@ -112,11 +112,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also torch.compile (skipped where it fails)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--tf32", action="store_true", help="TF32 tensor cores in convolutions and matmuls (else exact fp32)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    torch.backends.cudnn.allow_tf32 = False  # same precision as ours: exact fp32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = a.tf32  # the same precision as ours (--math)
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
     torch.backends.cudnn.benchmark = True
     device = torch.device(a.device)
     for name in a.models.split(","):

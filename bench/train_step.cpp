@@ -71,7 +71,7 @@ std::vector<std::string> split(const std::string& list) {
 int main(int argc, char** argv) {
     cpu::configure_cpu_blas(argv);
     CLI::App app{"images/s of a full training step, with MAC-rate and bandwidth floors"};
-    std::string device_arg = "auto", models = "resnet20,resnet56,vgg16", batches;
+    std::string device_arg = "auto", models = "resnet20,resnet56,vgg16", batches, math = "fp32";
     int steps = -1, repeats = -1;
     bool as_json = false;
     app.add_option("--device", device_arg, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     app.add_option("--batches", batches, "comma-separated batch sizes (default 128,512 on the GPU, 32,128 on the CPU)");
     app.add_option("--steps", steps, "steps per timed repeat (default 20 on the GPU, 2 on the CPU)");
     app.add_option("--repeats", repeats, "timed repeats, median reported (default 5 on the GPU, 3 on the CPU)");
+    app.add_option("--math", math, "fp32 (exact) | tf32 (tensor cores; CUDA only)")->check(CLI::IsMember({"fp32", "tf32"}));
     app.add_flag("--json", as_json, "one JSON object per case instead of a table");
     CLI11_PARSE(app, argc, argv);
     try {
@@ -90,13 +91,14 @@ int main(int argc, char** argv) {
         if (steps < 0) steps = gpu ? 20 : 2;
         if (repeats < 0) repeats = gpu ? 5 : 3;
         Context ctx(device, 1);
+        ctx.set_math(math_mode_from_name(math));
         const double mac_rate = measured_mac_rate(ctx, gpu ? 4096 : 1024, repeats);
         const double bandwidth = measured_bandwidth(ctx, gpu ? (int64_t{1} << 28) : (int64_t{1} << 24), repeats);
         if (!as_json)
-            std::printf("Training step, fp32, %s: SGEMM %.1f GMAC/s, bandwidth %.1f GB/s (measured); median of %d "
+            std::printf("Training step, %s, %s: SGEMM %.1f GMAC/s, bandwidth %.1f GB/s (measured); median of %d "
                         "repeats of %d steps\n\n| model | batch | ms/step | images/s | MAC floor ms | traffic floor ms "
                         "| step / MAC floor |\n|---|---:|---:|---:|---:|---:|---:|\n",
-                        device_name(device), mac_rate * 1e-9, bandwidth * 1e-9, repeats, steps);
+                        math.c_str(), device_name(device), mac_rate * 1e-9, bandwidth * 1e-9, repeats, steps);
         for (const std::string& name : split(models)) {
             for (const std::string& batch_text : split(batches)) {
                 const int64_t batch = std::stoll(batch_text);
@@ -128,7 +130,8 @@ int main(int argc, char** argv) {
                                           {"ms_per_step", 1e3 * seconds}, {"images_per_s", batch / seconds},
                                           {"params", model->parameter_count()}, {"macs_per_image", model->macs_per_image()},
                                           {"mac_floor_ms", 1e3 * mac_floor}, {"traffic_floor_ms", 1e3 * traffic_floor},
-                                          {"gemm_gmac_s", mac_rate * 1e-9}, {"bandwidth_gb_s", bandwidth * 1e-9}};
+                                          {"gemm_gmac_s", mac_rate * 1e-9}, {"bandwidth_gb_s", bandwidth * 1e-9},
+                                          {"math", math}};
                     std::printf("%s\n", row.dump().c_str());
                 } else {
                     std::printf("| %s | %lld | %.2f | %.0f | %.2f | %.2f | %.2f |\n", name.c_str(),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make bench-train`: a full training step of ResNet-20, ResNet-56 and VGG-16 on 3x32x32 data,
 # spinprune (bench/train_step.cpp) beside PyTorch eager and torch.compile (bench/torch_train_step.py)
-# on the same device, same batch, fp32, in one run. Writes bench/results/<device>_train_step.md.
-# Usage: bench/train_vs_torch.sh [cpu|cuda]   (env: MODELS, BATCHES, STEPS, REPEATS, PYTHON)
+# on the same device, same batch, same precision, in one run. Writes
+# bench/results/<device>_train_step[_tf32].md.
+# Usage: bench/train_vs_torch.sh [cpu|cuda]   (env: MODELS, BATCHES, STEPS, REPEATS, PYTHON,
+#        MATH=fp32|tf32: exact FP32 or TF32 tensor cores on both sides; default tf32 on the GPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-$(nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
@@ -14,6 +16,8 @@ else
     label="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 fi
 models=${MODELS:-resnet20,resnet56,vgg16}
+math=${MATH:-$([[ $device == cuda ]] && echo tf32 || echo fp32)}
+[[ $math == fp32 || $math == tf32 ]] || { echo "bench-train: MATH=$math, expected fp32 or tf32"; exit 2; }
 python=
 for candidate in ${PYTHON:-} python3 /usr/bin/python3; do  # the first interpreter with PyTorch
     if "$candidate" -c 'import torch' 2>/dev/null; then python=$candidate; break; fi
@@ -21,14 +25,16 @@ done
 [[ -n $python ]] || { echo "bench-train: no Python with PyTorch (apt-get install python3-torch, or PYTHON=...)"; exit 1; }
 bench=build/release/bin/train_step_bench
 out=$(mktemp -d)
-./$bench --device "$device" --models "$models" --batches "$batches" --steps "$steps" --repeats "$repeats" --json >"$out/ours.jsonl"
+./$bench --device "$device" --models "$models" --batches "$batches" --steps "$steps" --repeats "$repeats" --math "$math" \
+    --json >"$out/ours.jsonl"
 "$python" bench/torch_train_step.py --device "$device" --models "$models" --batches "$batches" --steps "$steps" \
-    --repeats "$repeats" $compile ${THREADS:+--threads $THREADS} >"$out/torch.jsonl"
+    --repeats "$repeats" $compile ${THREADS:+--threads $THREADS} $([[ $math == tf32 ]] && echo --tf32) >"$out/torch.jsonl"
 slug=$(echo "$label" | tr 'A-Z ' 'a-z_' | tr -cd 'a-z0-9_' | cut -c1-40)
 [[ $device == cpu ]] && slug=cpu
-python3 - "$out" "$label" "$device" "bench/results/${slug}_train_step.md" "$steps" "$repeats" <<'PY'
+suffix=$([[ $math == tf32 ]] && echo _tf32)
+python3 - "$out" "$label" "$device" "bench/results/${slug}_train_step${suffix}.md" "$steps" "$repeats" "$math" <<'PY'
 import datetime, json, subprocess, sys
-out, label, device, path, steps, repeats = sys.argv[1:]
+out, label, device, path, steps, repeats, math = sys.argv[1:]
 ours = [json.loads(l) for l in open(f"{out}/ours.jsonl")]
 peers = [json.loads(l) for l in open(f"{out}/torch.jsonl")]
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -37,7 +43,8 @@ torch_version = next((p["torch"] for p in peers if "torch" in p), "?")
 lines = [f"# Training step: spinprune vs PyTorch ({device})", "",
          f"Measured {datetime.date.today()} on {label}, commit {rev}{' (with uncommitted changes)' if dirty else ''}, "
          f"by `bench/train_vs_torch.sh {device}` (`make bench-train`). Full step: forward, cross-entropy (value read "
-         f"back), backward, SGD momentum 0.9; random 3x32x32 data on the device; fp32 (TF32 off on both sides); "
+         f"back), backward, SGD momentum 0.9; random 3x32x32 data on the device; "
+         f"{'TF32 tensor cores on both sides (FP32 storage and accumulation)' if math == 'tf32' else 'exact fp32 (TF32 off on both sides)'}; "
          f"median of {repeats} repeats of {steps} steps after a warm-up. PyTorch {torch_version}.",
          f"Floors: the step's MACs (3 × forward MACs; 1 MAC = 2 FLOPs) at the measured SGEMM rate "
          f"({ours[0]['gemm_gmac_s']:.0f} GMAC/s), and an estimate of its memory traffic at the measured bandwidth "

@@ -15,8 +15,7 @@ Context::Context(Device device, uint64_t seed, bool deterministic)
     SP_CHECK(cudnnSetStream(cudnn_, stream_));
     SP_CHECK(cublasCreate(&cublas_));
     SP_CHECK(cublasSetStream(cublas_, stream_));
-    // Exact FP32 unless a later mode asks for TF32.
-    SP_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    SP_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));  // exact FP32 until set_math
     SP_CHECK(curandCreateGenerator(&curand_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
     SP_CHECK(curandSetPseudoRandomGeneratorSeed(curand_, seed_));
     SP_CHECK(curandSetStream(curand_, stream_));
@@ -31,6 +30,21 @@ Context::~Context() {
         cudaStreamSynchronize(stream_);
         cudaStreamDestroy(stream_);
     }
+}
+
+MathMode math_mode_from_name(const std::string& name) {
+    if (name == "fp32") return MathMode::fp32;
+    if (name == "tf32") return MathMode::tf32;
+    SP_REQUIRE(false, "math mode '" << name << "': expected fp32 or tf32");
+    return MathMode::fp32;
+}
+
+const char* math_mode_name(MathMode mode) { return mode == MathMode::tf32 ? "tf32" : "fp32"; }
+
+void Context::set_math(MathMode mode) {
+    math_ = mode;
+    if (device_ == Device::cuda)
+        SP_CHECK(cublasSetMathMode(cublas_, mode == MathMode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 void Context::require_cuda(const char* what) const {

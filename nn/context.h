@@ -20,6 +20,14 @@ namespace sp {
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t, int64_t, int64_t, int64_t>;
 
+// Arithmetic of the CUDA convolutions and GEMMs. fp32: exact FP32 (FMA math, so results stay
+// within the float32 bounds the tests derive). tf32: tensor cores with inputs rounded to TF32
+// (10-bit mantissa) and FP32 accumulation. Neither uses FFT or Winograd algorithms. The CPU
+// backend always computes in FP32.
+enum class MathMode { fp32, tf32 };
+MathMode math_mode_from_name(const std::string& name);  // "fp32" | "tf32"
+const char* math_mode_name(MathMode mode);
+
 // Algorithms picked for one convolution shape (cuDNN enums stored as ints) and their workspaces.
 struct ConvAlgos {
     int forward = 0, backward_data = 0, backward_filter = 0;
@@ -43,6 +51,9 @@ public:
     uint64_t step() const { return step_; }
     void set_step(uint64_t step) { step_ = step; }
     bool deterministic() const { return deterministic_; }
+    // Exact FP32 unless set otherwise (see MathMode); applies to the ops launched afterwards.
+    MathMode math() const { return math_; }
+    void set_math(MathMode mode);
 
     // CUDA only (an sp::Error on a CPU context).
     cudaStream_t stream() const;
@@ -52,7 +63,8 @@ public:
 
     // Scratch memory valid until the next call; grows, never shrinks.
     void* workspace(size_t bytes);
-    std::map<ConvKey, ConvAlgos>& conv_algo_cache() { return conv_algos_; }
+    // Per math mode: the algorithm choice depends on it.
+    std::map<ConvKey, ConvAlgos>& conv_algo_cache() { return conv_algos_[static_cast<int>(math_)]; }
 
     void synchronize() const;
 
@@ -68,7 +80,8 @@ private:
     cublasHandle_t cublas_ = nullptr;
     curandGenerator_t curand_ = nullptr;
     Buffer workspace_;
-    std::map<ConvKey, ConvAlgos> conv_algos_;
+    MathMode math_ = MathMode::fp32;
+    std::map<ConvKey, ConvAlgos> conv_algos_[2];
 };
 
 // A 64-bit key for one random stream: (run seed, purpose, step). Philox counters inside the

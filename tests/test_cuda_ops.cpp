@@ -114,6 +114,45 @@ GPU_TEST_CASE("cuda conv2d: forward, backward data and weight match the CPU over
     }
 }
 
+// TF32: each input rounded to a 10-bit mantissa (relative error at most 2^-10, truncating or
+// rounding), so a product is within 2·2^-10 + 2^-20 of exact, then summed in FP32 (gamma(n));
+// the CPU reference adds its own gamma(n).
+double tf32_bound(int64_t n) { return (2 * 0x1p-10 + 0x1p-20) * (1 + gamma(n)) + 2 * gamma(n); }
+
+GPU_TEST_CASE("cuda conv2d and linear in TF32: within the TF32 rounding bound of the CPU, and not exact FP32") {
+    const ConvGeometry g{1, 1, 1, 1, 1};
+    Tensor x = random_tensor(Shape{4, 64, 16, 16}, Device::cpu, 31);
+    Tensor w = random_tensor(Shape{64, 64, 3, 3}, Device::cpu, 32);
+    Tensor dy = random_tensor(Shape{4, 64, 16, 16}, Device::cpu, 33);
+    Tensor a = random_tensor(Shape{256, 512}, Device::cpu, 34), m = random_tensor(Shape{128, 512}, Device::cpu, 35);
+    const std::vector<Shape> outs = {Shape{4, 64, 16, 16}, x.shape(), w.shape(), Shape{256, 128}};
+    auto op_in = [&](MathMode mode) {
+        return OpRunner([&, mode](Context& ctx, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+            ctx.set_math(mode);
+            conv2d_forward(ctx, in[0], in[1], nullptr, g, out[0]);
+            conv2d_backward_data(ctx, in[2], in[1], g, out[1], GradMode::overwrite);
+            conv2d_backward_weight(ctx, in[0], in[2], g, out[2], GradMode::overwrite);
+            linear_forward(ctx, in[3], in[4], nullptr, out[3]);
+        });
+    };
+    auto tf32 = run_on_both({&x, &w, &dy, &a, &m}, outs, op_in(MathMode::tf32));
+    auto fp32 = run_on_both({&x, &w, &dy, &a, &m}, outs, op_in(MathMode::fp32));
+    Tensor ax = abs_of(x), aw = abs_of(w), ady = abs_of(dy), aa = abs_of(a), am = abs_of(m);
+    auto terms = run_cpu({&ax, &aw, &ady, &aa, &am}, outs, op_in(MathMode::fp32));
+    const int64_t lengths[] = {64 * 9, 64 * 9, 4 * 16 * 16, 512};
+    const char* names[] = {"conv y", "conv dx", "conv dw", "linear y"};
+    int differs_from_fp32 = 0;
+    for (size_t i = 0; i < 4; ++i) {
+        check_within(tf32.cuda[i], as_double(tf32.cpu[i]), scaled(terms[i], tf32_bound(lengths[i])),
+                     std::string("tf32 ") + names[i]);
+        differs_from_fp32 += tf32.cuda[i] != fp32.cuda[i] ? 1 : 0;
+    }
+    // The mode must change the arithmetic: on tensor-core GPUs (sm_80+) TF32 results differ.
+    cudaDeviceProp prop{};
+    SP_CHECK(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major >= 8) CHECK(differs_from_fp32 == 4);
+}
+
 GPU_TEST_CASE("cuda conv2d: algorithms are chosen once per shape and reused from the cache") {
     Context ctx(Device::cuda, 1);
     const ConvGeometry g{1, 1, 1, 1, 1};

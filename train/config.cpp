@@ -381,6 +381,7 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
     top.require_range<int64_t>("seed", c.seed, 0, INT64_MAX);
     top.read("device", c.device, {"auto", "cpu", "cuda"});
     top.read("deterministic", c.deterministic);
+    top.read("math", c.math, {"tf32", "fp32"});
     top.reject_unknown({"data", "model", "train", "prune", "finetune"});
 
     Section data(root, path, "data");
@@ -512,6 +513,7 @@ std::string to_toml(const ExperimentConfig& c) {
         {"seed", c.seed},
         {"device", c.device},
         {"deterministic", c.deterministic},
+        {"math", c.math},
         {"data", toml::table{{"dataset", c.data.dataset}, {"dir", c.data.dir}, {"validation", c.data.validation},
                              {"train_subset", c.data.train_subset}, {"augment", c.data.augment},
                              {"normalize", c.data.normalize}}},

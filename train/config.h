@@ -137,6 +137,9 @@ struct ExperimentConfig {
     int64_t seed = 1;
     std::string device = "auto";  // auto | cpu | cuda
     bool deterministic = false;
+    // CUDA convolutions and GEMMs: "tf32" (tensor cores, FP32 accumulation; PyTorch's default for
+    // convolutions) or "fp32" (exact). The CPU backend always computes in FP32.
+    std::string math = "tf32";
     DataConfig data;
     ModelConfig model;
     TrainConfig train;

@@ -372,6 +372,7 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
     dir->write_json("environment.json", environment);
     data = prepare_experiment_data(config);
     ctx = std::make_unique<Context>(device, static_cast<uint64_t>(config.seed), config.deterministic);
+    ctx->set_math(math_mode_from_name(config.math));
     model = build_model(config, data.split.train, device);
     if (!options.quiet)
         std::printf("%s: %s on %s (%lld train / %lld validation / %lld test images), %lld parameters, %lld MACs per image\n",

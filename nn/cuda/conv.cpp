@@ -1,6 +1,7 @@
-// Convolution on the CUDA backend: cuDNN's legacy convolution API in exact FP32 (FMA math, no
-// TF32), with the algorithms for each shape picked once by cuDNN's heuristics and cached in the
-// context (deterministic algorithms only in deterministic mode).
+// Convolution on the CUDA backend: cuDNN's legacy convolution API, in exact FP32 (FMA math) or
+// with TF32 tensor cores as the context's MathMode says, never FFT or Winograd, with the
+// algorithms for each shape picked once by cuDNN's heuristics and cached in the context per mode
+// (deterministic algorithms only in deterministic mode).
 #include <string>
 
 #include "nn/backends.h"
@@ -18,7 +19,7 @@ struct ConvProblem {
     ConvKey key;
 
     // x (N, C, H, W), w (K, C/g, R, S); y's shape follows from the geometry.
-    ConvProblem(const Shape& xs, const Shape& ws, const ConvGeometry& g) {
+    ConvProblem(const Shape& xs, const Shape& ws, const ConvGeometry& g, MathMode math) {
         const int64_t p = window_output_size(xs[2], ws[2], g.stride_h, g.pad_h);
         const int64_t q = window_output_size(xs[3], ws[3], g.stride_w, g.pad_w);
         set_nchw(x, xs[0], xs[1], xs[2], xs[3]);
@@ -29,8 +30,9 @@ struct ConvProblem {
                                                  to_int(g.stride_h, "stride_h"), to_int(g.stride_w, "stride_w"),
                                                  /*dilation=*/1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
         SP_CHECK(cudnnSetConvolutionGroupCount(conv, to_int(g.groups, "groups")));
-        // Plain FP32 FMAs: no TF32 tensor-core conversion of the inputs.
-        SP_CHECK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+        // fp32: plain FMAs, no TF32 conversion of the inputs; tf32: cuDNN's default, which lets FP32
+        // convolutions use TF32 tensor cores (what PyTorch does with allow_tf32).
+        SP_CHECK(cudnnSetConvolutionMathType(conv, math == MathMode::tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
         key = ConvKey{xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3],
                       g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.groups};
     }
@@ -51,8 +53,8 @@ bool transform_based(cudnnConvolutionBwdFilterAlgo_t a) {
            a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
 }
 
-// First usable entry of cuDNN's ranked list: successful, not transform-based, and
-// deterministic when asked.
+// First usable entry of cuDNN's ranked list: successful, not transform-based (in TF32 too, so
+// the error stays that of rounded inputs and a float32 sum), and deterministic when asked.
 template <typename Perf>
 int pick(const Perf* perf, int count, bool deterministic, const char* direction) {
     for (int i = 0; i < count; ++i) {
@@ -109,7 +111,7 @@ const ConvAlgos& algorithms(Context& ctx, const ConvProblem& pb) {
 
 void conv2d_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const ConvGeometry& geom,
                     Tensor& y) {
-    ConvProblem pb(x.shape(), w.shape(), geom);
+    ConvProblem pb(x.shape(), w.shape(), geom, ctx.math());
     const ConvAlgos& a = algorithms(ctx, pb);
     const size_t bytes = a.forward_bytes;  // read before workspace() may synchronise
     void* ws = bytes ? ctx.workspace(bytes) : nullptr;
@@ -127,7 +129,7 @@ void conv2d_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor
 
 void conv2d_backward_data(Context& ctx, const Tensor& dy, const Tensor& w, const ConvGeometry& geom, Tensor& dx,
                           GradMode mode) {
-    ConvProblem pb(dx.shape(), w.shape(), geom);
+    ConvProblem pb(dx.shape(), w.shape(), geom, ctx.math());
     const ConvAlgos& a = algorithms(ctx, pb);
     const size_t bytes = a.backward_data_bytes;
     void* ws = bytes ? ctx.workspace(bytes) : nullptr;
@@ -139,7 +141,7 @@ void conv2d_backward_data(Context& ctx, const Tensor& dy, const Tensor& w, const
 
 void conv2d_backward_weight(Context& ctx, const Tensor& x, const Tensor& dy, const ConvGeometry& geom, Tensor& dw,
                             GradMode mode) {
-    ConvProblem pb(x.shape(), dw.shape(), geom);
+    ConvProblem pb(x.shape(), dw.shape(), geom, ctx.math());
     const ConvAlgos& a = algorithms(ctx, pb);
     const size_t bytes = a.backward_filter_bytes;
     void* ws = bytes ? ctx.workspace(bytes) : nullptr;
