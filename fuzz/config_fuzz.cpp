@@ -9,11 +9,9 @@
 #include <cstdlib>
 #include <sstream>
 
-#define TOML_HEADER_ONLY 1
-#include <toml++/toml.h>
-
 #include "kernels/check.h"
 #include "train/config.h"
+#include "train/toml.h"
 
 using namespace sp;
 

@@ -1,21 +1,17 @@
-// TOML config loading and validation. The only file that includes toml++ (it is slow to
-// compile and does not build under nvcc).
+// TOML config loading and validation: the only library file that includes toml++ (through
+// train/toml.h; it is slow to compile and does not build under nvcc).
 #include "train/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#define TOML_HEADER_ONLY 1
-// toml++ 3.3 asserts (aborting the process) on some malformed headers such as "[=train]"
-// (upstream PR #301); without the assertion the parser reports them as parse errors. Found by
-// fuzz/config.cpp; tests/test_reliability.cpp keeps the inputs.
-#define TOML_ASSERT(expr) static_cast<void>(0)
-#include <toml++/toml.h>
-
 #include "kernels/check.h"
+#include "train/toml.h"
 
 namespace sp {
 
@@ -129,23 +125,73 @@ private:
     std::set<std::string> seen_;
 };
 
-// toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) on code points U+FD7E–U+FEFE
-// where whitespace may stand (upstream issues #190/#295, fixed after 3.3; found by
-// fuzz/config_fuzz.cpp). No config needs them: they are refused anywhere, naming the line.
-void refuse_unsafe_code_points(const std::string& text, const std::string& source) {
+// toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) when it asks whether a non-ASCII
+// code point such as "§" or "é" is whitespace (is_non_ascii_horizontal_whitespace; upstream
+// issues #190/#295, fixed after 3.3; found by fuzz/config_fuzz.cpp). It asks only where TOML
+// allows no non-ASCII character at all — outside strings and comments, including inside a
+// malformed bare value such as `1x"é"` — and after the line-ending backslash of a multi-line
+// basic string. Those places are checked here first, with an error naming the line; strings and
+// comments keep any UTF-8 text. A quote opens a string only where one may start (after `=`, `[`,
+// `{`, `,`, `.` or at the start of a line), so a quote inside a malformed bare value does not.
+void refuse_misplaced_non_ascii(const std::string& text, const std::string& source) {
+    enum class State { code, comment, basic, multi_basic, literal, multi_literal };
+    State state = State::code;
     int line = 1;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '\n') ++line;
-        if (static_cast<unsigned char>(text[i]) != 0xEF || i + 2 >= text.size()) continue;
-        const unsigned b1 = static_cast<unsigned char>(text[i + 1]), b2 = static_cast<unsigned char>(text[i + 2]);
-        if ((b1 & 0xC0) != 0x80 || (b2 & 0xC0) != 0x80) continue;
-        const unsigned cp = 0xF000u | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
-        if (cp >= 0xFD7E && cp <= 0xFEFE) {
-            std::ostringstream hex;
-            hex << std::hex << std::uppercase << cp;
-            SP_REQUIRE(false, source << ":" << line << ": code point U+" << hex.str()
-                                     << " (Arabic presentation forms / variation selectors): not accepted in a config "
-                                        "(the TOML library mishandles it); expected other characters");
+    char before = '\n';  // in code: the last character other than a space or tab
+    auto starts = [&](size_t i, const char* token) { return text.compare(i, std::strlen(token), token) == 0; };
+    auto refuse = [&](const char* where) {
+        SP_REQUIRE(false, source << ":" << line << ": a non-ASCII character " << where
+                                 << "; TOML allows them only inside strings and comments");
+    };
+    auto back_to_code = [&](char last) {
+        state = State::code;
+        before = last;
+    };
+    size_t i = starts(0, "\xEF\xBB\xBF") ? 3 : 0;  // a byte-order mark
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '\n') ++line;
+        switch (state) {
+            case State::code: {
+                const bool string_may_start = std::strchr("\n=[{,.", before) != nullptr;
+                if (c == '#') state = State::comment;
+                else if (string_may_start && starts(i, "\"\"\"")) state = State::multi_basic, i += 2;
+                else if (string_may_start && starts(i, "'''")) state = State::multi_literal, i += 2;
+                else if (string_may_start && c == '"') state = State::basic;
+                else if (string_may_start && c == '\'') state = State::literal;
+                else if (static_cast<unsigned char>(c) >= 0x80) refuse("outside a string or comment");
+                if (c != ' ' && c != '\t' && c != '\r') before = c;
+                break;
+            }
+            case State::comment:
+                if (c == '\n') back_to_code('\n');
+                break;
+            case State::basic:
+            case State::multi_basic:
+                if (c == '\\') {
+                    size_t j = i + 1;  // after a line-ending backslash the whitespace is trimmed
+                    while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' || text[j] == '\n')) {
+                        if (text[j] == '\n') ++line;
+                        ++j;
+                    }
+                    if (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80) refuse("after a backslash");
+                    i = j == i + 1 ? i + 1 : j - 1;  // past the escaped character, or to the end of the run
+                } else if (state == State::basic && (c == '"' || c == '\n')) {
+                    back_to_code(c);
+                } else if (state == State::multi_basic && starts(i, "\"\"\"")) {
+                    back_to_code('"');
+                    i += 2;
+                }
+                break;
+            case State::literal:
+                if (c == '\'' || c == '\n') back_to_code(c);
+                break;
+            case State::multi_literal:
+                if (starts(i, "'''")) {
+                    back_to_code('\'');
+                    i += 2;
+                }
+                break;
         }
     }
 }
@@ -156,7 +202,7 @@ void apply_override(toml::table& root, const std::string& override_text) {
     SP_REQUIRE(eq != std::string::npos && eq > 0,
                "--set '" << override_text << "': expected section.key=value (a TOML value)");
     std::string path = override_text.substr(0, eq), value = override_text.substr(eq + 1);
-    refuse_unsafe_code_points(value, "--set '" + override_text + "'");
+    refuse_misplaced_non_ascii(value, "--set '" + override_text + "'");
     toml::table parsed;
     try {
         parsed = toml::parse("v = " + value);
@@ -298,7 +344,7 @@ void read_rl_section(Section& rl, ConstrainedRlConfig& r) {
 ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides);
 
 toml::table parse_toml(const std::string& text, const std::string& source) {
-    refuse_unsafe_code_points(text, source);
+    refuse_misplaced_non_ascii(text, source);
     try {
         return toml::parse(text, source);
     } catch (const toml::parse_error& e) {
@@ -534,8 +580,14 @@ std::string to_toml(const ExperimentConfig& c) {
                               {"gibbs", gibbs_table(p.gibbs)}, {"rl", rl_table(p.rl)}}},
         {"finetune", train_table(c.finetune)},
     };
+    // Basic strings only: toml++ 3.3 writes a string holding ''' and a newline as a multi-line
+    // literal string it cannot read back (found by fuzz/config_fuzz.cpp's round trip).
+    constexpr auto flags = toml::toml_formatter::default_flags &
+                           ~(toml::format_flags::allow_literal_strings | toml::format_flags::allow_multi_line_strings);
+    std::string source = c.source;
+    std::replace(source.begin(), source.end(), '\n', ' ');  // it goes into a comment line
     std::ostringstream out;
-    out << "# resolved config of " << c.source << "\n" << root << "\n";
+    out << "# resolved config of " << source << "\n" << toml::toml_formatter(root, flags) << "\n";
     return out.str();
 }
 
