@@ -23,6 +23,7 @@ Context::Context(Device device, uint64_t seed, bool deterministic)
 
 Context::~Context() {
     // Destruction must not throw: statuses are ignored here on purpose.
+    if (cusolver_) cusolverDnDestroy(cusolver_);
     if (curand_) curandDestroyGenerator(curand_);
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
@@ -55,6 +56,15 @@ cudaStream_t Context::stream() const { require_cuda("the stream"); return stream
 cudnnHandle_t Context::cudnn() const { require_cuda("the cuDNN handle"); return cudnn_; }
 cublasHandle_t Context::cublas() const { require_cuda("the cuBLAS handle"); return cublas_; }
 curandGenerator_t Context::curand() const { require_cuda("the cuRAND generator"); return curand_; }
+
+cusolverDnHandle_t Context::cusolver() {
+    require_cuda("the cuSOLVER handle");
+    if (!cusolver_) {
+        SP_CHECK(cusolverDnCreate(&cusolver_));
+        SP_CHECK(cusolverDnSetStream(cusolver_, stream_));
+    }
+    return cusolver_;
+}
 
 void* Context::workspace(size_t bytes) {
     if (bytes > workspace_.bytes()) {

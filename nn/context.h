@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <curand.h>
+#include <cusolverDn.h>
 
 #include <cstdint>
 #include <map>
@@ -60,6 +61,8 @@ public:
     cudnnHandle_t cudnn() const;
     cublasHandle_t cublas() const;
     curandGenerator_t curand() const;
+    // Created on first use (only the batched SVD of the feature-map scoring needs it).
+    cusolverDnHandle_t cusolver();
 
     // Scratch memory valid until the next call; grows, never shrinks.
     void* workspace(size_t bytes);
@@ -79,6 +82,7 @@ private:
     cudnnHandle_t cudnn_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     curandGenerator_t curand_ = nullptr;
+    cusolverDnHandle_t cusolver_ = nullptr;
     Buffer workspace_;
     MathMode math_ = MathMode::fp32;
     std::map<ConvKey, ConvAlgos> conv_algos_[2];

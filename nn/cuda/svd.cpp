@@ -1,5 +1,5 @@
-// Singular values of a layer's feature maps with cusolverDnSgesvdjBatched (values only).
-// The Context holds no cuSOLVER handle yet, so one is created per call on the context's stream.
+// Singular values of a layer's feature maps with cusolverDnSgesvdjBatched (values only), on the
+// context's cuSOLVER handle and stream.
 #include "nn/cuda/svd.h"
 
 #include <cusolverDn.h>
@@ -14,21 +14,15 @@ namespace sp::cuda {
 
 namespace {
 
-// Owns a cuSOLVER handle and a gesvdj parameter object for the duration of one call.
-struct SolverGuard {
-    cusolverDnHandle_t handle = nullptr;
+// Owns a gesvdj parameter object for the duration of one call.
+struct GesvdjParams {
     gesvdjInfo_t params = nullptr;
-    SolverGuard() {
-        SP_CHECK(cusolverDnCreate(&handle));
-        SP_CHECK(cusolverDnCreateGesvdjInfo(&params));
+    GesvdjParams() { SP_CHECK(cusolverDnCreateGesvdjInfo(&params)); }
+    ~GesvdjParams() {
+        if (params) cusolverDnDestroyGesvdjInfo(params);  // destructors must not throw
     }
-    ~SolverGuard() {
-        // Destructors must not throw: failures here are ignored.
-        if (params) cusolverDnDestroyGesvdjInfo(params);
-        if (handle) cusolverDnDestroy(handle);
-    }
-    SolverGuard(const SolverGuard&) = delete;
-    SolverGuard& operator=(const SolverGuard&) = delete;
+    GesvdjParams(const GesvdjParams&) = delete;
+    GesvdjParams& operator=(const GesvdjParams&) = delete;
 };
 
 }  // namespace
@@ -52,8 +46,8 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
     }
     const int m = static_cast<int>(w), n = static_cast<int>(h);
 
-    SolverGuard solver;
-    SP_CHECK(cusolverDnSetStream(solver.handle, ctx.stream()));
+    cusolverDnHandle_t handle = ctx.cusolver();
+    GesvdjParams solver;
     // Tolerance: float32 machine epsilon (the default); the sweep cap bounds the error the
     // CPU comparison allows.
     SP_CHECK(cusolverDnXgesvdjSetTolerance(solver.params, 0x1p-23));
@@ -69,7 +63,7 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
     std::vector<int> host_info(static_cast<size_t>(chunk));
 
     int lwork = 0;
-    SP_CHECK(cusolverDnSgesvdjBatched_bufferSize(solver.handle, CUSOLVER_EIG_MODE_NOVECTOR, m, n, a.data(), m,
+    SP_CHECK(cusolverDnSgesvdjBatched_bufferSize(handle, CUSOLVER_EIG_MODE_NOVECTOR, m, n, a.data(), m,
                                                  sigma.data(), u.data(), m, v.data(), n, &lwork, solver.params,
                                                  static_cast<int>(chunk)));
     Tensor work(Shape{std::max(lwork, 1)}, Device::cuda);
@@ -77,7 +71,7 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
     for (int64_t first = 0; first < count; first += chunk) {
         const int batch = static_cast<int>(std::min(chunk, count - first));
         int* d_info = reinterpret_cast<int*>(info.data());
-        SP_CHECK(cusolverDnSgesvdjBatched(solver.handle, CUSOLVER_EIG_MODE_NOVECTOR, m, n,
+        SP_CHECK(cusolverDnSgesvdjBatched(handle, CUSOLVER_EIG_MODE_NOVECTOR, m, n,
                                           a.data() + first * int64_t{m} * n, m, sigma.data() + first * k, u.data(),
                                           m, v.data(), n, work.data(), lwork, d_info, solver.params, batch));
         SP_CHECK(cudaMemcpyAsync(host_info.data(), d_info, static_cast<size_t>(batch) * sizeof(int),
