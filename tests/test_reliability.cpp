@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -359,6 +360,32 @@ TEST_CASE("numerics: on_nonfinite = \"skip\" skips the bad step, keeps the BN st
     CHECK(ck.meta("optimizer_steps") == "18");  // 2 epochs of 10 steps, 2 skipped
     CHECK(error_of([&] { small_config(dir, "on_nonfinite = \"ignore\"\n"); })
               .find("key 'train.on_nonfinite': expected one of stop, skip, got 'ignore'") != std::string::npos);
+}
+
+TEST_CASE("resources: a run whose config.toml predates a key resumes; a changed config is refused" *
+          doctest::skip(!fashion_mnist_available())) {
+    const std::string dir = scratch("older_config");
+    const ExperimentConfig config = small_config(dir);
+    TrainOptions options = quiet_options(dir + "/run");
+    {
+        Run run(config, options);  // writes config.toml; no training needed
+    }
+    // As an older spinprune wrote it: without the keys added since (here `math` and
+    // `train.on_nonfinite`), which take their defaults when read back.
+    const std::string path = dir + "/run/config.toml";
+    std::istringstream saved(read_file(path));
+    std::string older;
+    for (std::string line; std::getline(saved, line);) {
+        const std::string key = line.substr(std::min(line.size(), line.find_first_not_of(" \t")));
+        if (key.rfind("math =", 0) != 0 && key.rfind("on_nonfinite =", 0) != 0) older += line + "\n";
+    }
+    REQUIRE(older.size() < read_file(path).size());
+    write_file(path, older);
+    options.resume = true;
+    CHECK_NOTHROW(Run(config, options));
+    ExperimentConfig changed = config;
+    changed.train.lr = 0.1;
+    CHECK(error_of([&] { Run(changed, options); }).find("the config differs from the one") != std::string::npos);
 }
 
 TEST_CASE("numerics: corrupt progress metadata in a checkpoint is an error naming the file and key" *

@@ -360,11 +360,12 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
                dir->path() << " already holds a run: pass --resume to continue it or choose another --out");
     SP_REQUIRE(!options.resume || started, "--resume: no run in " << dir->path() << " (no config.toml)");
     if (started) {
-        // A resumed run must continue the same experiment (the comment line names the source).
-        std::ifstream in(dir->file("config.toml"));
-        std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // A resumed run must continue the same experiment. The saved config is read back and
+        // resolved again, so keys added to spinprune since the run started take their defaults
+        // instead of making every older run differ (the comment line names the source).
+        const ExperimentConfig saved = load_config(dir->file("config.toml"));
         auto body = [](const std::string& text) { return text.substr(text.find('\n') + 1); };
-        SP_REQUIRE(body(saved) == body(to_toml(config)),
+        SP_REQUIRE(body(to_toml(saved)) == body(to_toml(config)),
                    "--resume: the config differs from the one " << dir->path() << " started with (its config.toml)");
     }
     dir->write_text("config.toml", to_toml(config));
