@@ -3,6 +3,7 @@
 #include "pruning/rate_lists.h"
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "kernels/check.h"
@@ -33,23 +34,26 @@ void require_one_rate_per_conv(Model& model, const std::vector<double>& conv_rat
 
 PublishedCount published_count(Model& model, const std::vector<double>& conv_rates) {
     require_one_rate_per_conv(model, conv_rates);
+    std::map<std::string, LayerCost> costs;
+    for (const LayerCost& l : model.layer_costs()) costs[l.name] = l;
     PublishedCount c;
-    size_t conv = 0;
-    for (const LayerCost& l : model.layer_costs()) {
-        if (l.kind == "conv") {
-            const int64_t filters = l.output[0];
-            const int64_t kept = filters - pruned_filters(conv_rates[conv++], filters);
-            // Every filter carries params / filters weights and macs / filters MACs.
-            c.params += l.params / filters * kept;
-            c.macs += l.macs / filters * kept;
-            c.dense_params += l.params;
-            c.dense_macs += l.macs;
-        } else if (l.kind == "linear") {
+    size_t conv = 0;  // the rates index the convs in wiring order, as map_conv_rates does
+    for (const LayerWiring& w : model.wiring()) {
+        auto found = costs.find(w.module->name());
+        SP_REQUIRE(found != costs.end(), model.name() << ": no cost entry for layer " << w.module->name());
+        const LayerCost& l = found->second;
+        c.dense_params += l.params;
+        c.dense_macs += l.macs;
+        if (!w.conv) {  // linear layers count in full
             c.params += l.params;
             c.macs += l.macs;
-            c.dense_params += l.params;
-            c.dense_macs += l.macs;
+            continue;
         }
+        // Every filter carries params / filters weights and macs / filters MACs.
+        const int64_t filters = l.output[0];
+        const int64_t kept = filters - pruned_filters(conv_rates[conv++], filters);
+        c.params += l.params / filters * kept;
+        c.macs += l.macs / filters * kept;
     }
     return c;
 }
