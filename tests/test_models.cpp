@@ -50,20 +50,21 @@ int64_t cifar_resnet_macs(int64_t n, int64_t C, int64_t side, int64_t K) {
     return m + 64 * K;
 }
 
-const std::vector<int64_t> kVggCfg = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
+const std::vector<int64_t> kVgg16Cfg = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
+const std::vector<int64_t> kVgg11Cfg = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
 
-// VGG-16-BN for C x 32 x 32: conv3x3 (no bias) + BN per entry, 2x2 pools (0), then the
+// VGG-BN for C x 32 x 32: conv3x3 (no bias) + BN per entry, 2x2 pools (0), then the
 // classifier fc 512 (with bias) -> BN -> ReLU -> fc K.
-int64_t vgg16_params(int64_t C, int64_t K) {
+int64_t vgg_params(int64_t C, int64_t K, const std::vector<int64_t>& cfg = kVgg16Cfg) {
     int64_t p = 0, in = C;
-    for (int64_t v : kVggCfg)
+    for (int64_t v : cfg)
         if (v) p += 9 * in * v + 2 * v, in = v;
     return p + (512 * 512 + 512) + 2 * 512 + (512 * K + K);
 }
 
-int64_t vgg16_macs(int64_t C, int64_t K) {
+int64_t vgg_macs(int64_t C, int64_t K, const std::vector<int64_t>& cfg = kVgg16Cfg) {
     int64_t m = 0, in = C, side = 32;
-    for (int64_t v : kVggCfg) {
+    for (int64_t v : cfg) {
         if (!v) { side /= 2; continue; }
         m += side * side * v * 9 * in;
         in = v;
@@ -117,12 +118,15 @@ TEST_CASE("models: MACs per image of ResNet-56, ResNet-20 and VGG-16") {
     CHECK(r20->macs_per_image() == cifar_resnet_macs(3, 3, 32, 10));  // ~41M
 
     auto vgg = make_model("vgg16", 3, 32, 32, 10);
-    CHECK(vgg->macs_per_image() == vgg16_macs(3, 10));
+    CHECK(vgg->macs_per_image() == vgg_macs(3, 10));
     CHECK(std::abs(vgg->macs_per_image() - 313.5e6) < 0.1e6);  // Li et al. 2017: 3.13e8
     // 14.72M with the one-linear classifier; Li et al.'s 15.0M adds a 512x512 hidden fc.
-    CHECK(vgg->parameter_count() == vgg16_params(3, 10));
+    CHECK(vgg->parameter_count() == vgg_params(3, 10));
     CHECK(vgg->parameter_count() == 14987722);  // HRank's VGG-16: 14.98M
     CHECK(sum_params(vgg->layer_costs()) == vgg->parameter_count());
+    auto vgg11 = make_model("vgg11", 3, 32, 32, 10);  // configuration A with the same classifier
+    CHECK(vgg11->parameter_count() == vgg_params(3, 10, kVgg11Cfg));
+    CHECK(vgg11->macs_per_image() == vgg_macs(3, 10, kVgg11Cfg));
 
     // ResNet-18 (CIFAR variant with projection shortcuts): 11,173,962 parameters.
     auto r18 = make_model("resnet18", 3, 32, 32, 10);
@@ -163,7 +167,7 @@ TEST_CASE("models: forward gives (N, classes) logits for every model on 1x28x28 
             auto model = make_model(name, in.c, in.h, in.w, 10);
             auto costs = model->layer_costs();
             CHECK(costs.back().output == Shape{10});
-            if (name == "vgg16") {  // 28x28 reaches 1x1 after four pools: the fifth is left out
+            if (name == "vgg16" || name == "vgg11") {  // 28x28 reaches 1x1 after four pools: the fifth is left out
                 auto pools = std::count_if(costs.begin(), costs.end(), [](const LayerCost& c) { return c.kind == "maxpool"; });
                 CHECK(pools == (in.h == 28 ? 4 : 5));
             }

@@ -443,7 +443,8 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
 
     Section model(root, path, "model");
     model.read("name", c.model.name,
-               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg16", "alexnet", "squeezenet"});
+               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg11", "vgg16", "alexnet",
+                "squeezenet"});
     model.read("shortcut", c.model.shortcut, {"A", "B"});
     model.reject_unknown();
 

@@ -93,7 +93,7 @@ private:
 std::vector<std::string> model_names();
 
 // Builds a model by name: "lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34",
-// "vgg16", "alexnet", "squeezenet". Parameters are registered but not allocated: call
+// "vgg11", "vgg16", "alexnet", "squeezenet". Parameters are registered but not allocated: call
 // allocate(device, seed) before use. options.widths resizes channel sets by name (see
 // ChannelSet::resizable): conv filters, linear neurons, SqueezeNet squeeze/expand widths,
 // VGG's classifier.0, ResNet block-internal "layerS.B.conv1" and, with projections (option b,

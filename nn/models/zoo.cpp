@@ -228,13 +228,11 @@ void build_resnet18_34(Model& model, const std::vector<int>& blocks, const Model
     b.finish();
 }
 
-// VGG-16 with BN (conv3x3 pad 1 without bias, BN, ReLU; M = maxpool 2), then flatten and one
-// linear layer, as in the CIFAR pruning papers. A pool that would shrink a side below 1 (28x28
-// inputs reach 1x1 after four pools) is left out; the flatten size follows from the shape.
-void build_vgg16(Model& model, const ModelOptions& o) {
+// VGG with BN for CIFAR: per `cfg` entry conv3x3 pad 1 without bias, BN, ReLU; a 0 is a 2x2
+// max pool, left out when it would shrink a side below 1 (28x28 inputs reach 1x1 after four
+// pools); then the classifier below, its input size following from the shape.
+void build_vgg(Model& model, const ModelOptions& o, const std::vector<int64_t>& cfg) {
     static const int64_t kPool = 0;
-    static const std::vector<int64_t> cfg = {64, 64, kPool, 128, 128, kPool, 256, 256, 256, kPool,
-                                             512, 512, 512, kPool, 512, 512, 512, kPool};
     Builder b(model, o);
     size_t index = 0;
     for (int64_t v : cfg) {
@@ -249,7 +247,7 @@ void build_vgg16(Model& model, const ModelOptions& o) {
         b.add<ReLU>(index_name("features", index++));
     }
     // The classifier of the CIFAR pruning papers' VGG-16 (Li et al.; HRank): fc 512, BN, ReLU,
-    // fc classes — 14.99M parameters and 313M MACs for 10 classes on 3x32x32.
+    // fc classes — for VGG-16 14.99M parameters and 313M MACs for 10 classes on 3x32x32.
     b.add<Flatten>("flatten");
     const int hidden = b.output_set("classifier.0", 512);
     auto& fc = b.add<Linear>(b.store(), "classifier.0", b.features(), b.size(hidden));
@@ -258,6 +256,14 @@ void build_vgg16(Model& model, const ModelOptions& o) {
     const int logits = b.logits_set("classifier.3");
     b.wire_next(b.add<Linear>(b.store(), "classifier.3", b.features(), model.num_classes()), logits);
     b.finish();
+}
+
+// VGG-16 and VGG-11 (configurations D and A of Simonyan & Zisserman), with the classifier above.
+void build_vgg16(Model& model, const ModelOptions& o) {
+    build_vgg(model, o, {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0});
+}
+void build_vgg11(Model& model, const ModelOptions& o) {
+    build_vgg(model, o, {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0});
 }
 
 // CIFAR AlexNet (the cuda-convnet / TensorFlow CIFAR-10 tutorial network): conv 64 5x5 pad 2,
@@ -337,7 +343,7 @@ void build_squeezenet(Model& model, const ModelOptions& o) {
 }  // namespace
 
 std::vector<std::string> model_names() {
-    return {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg16", "alexnet", "squeezenet"};
+    return {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg11", "vgg16", "alexnet", "squeezenet"};
 }
 
 std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, int64_t height, int64_t width,
@@ -352,6 +358,7 @@ std::unique_ptr<Model> make_model(const std::string& name, int64_t in_channels, 
     else if (name == "resnet18") build_resnet18_34(*model, {2, 2, 2, 2}, options);
     else if (name == "resnet34") build_resnet18_34(*model, {3, 4, 6, 3}, options);
     else if (name == "vgg16") build_vgg16(*model, options);
+    else if (name == "vgg11") build_vgg11(*model, options);
     else if (name == "alexnet") build_alexnet(*model, options);
     else if (name == "squeezenet") build_squeezenet(*model, options);
     else {
