@@ -269,9 +269,7 @@ int main(int argc, char** argv) {
     app.add_option("--out", out_dir, "folder for <device>_cost_study.md and .json");
     CLI11_PARSE(app, argc, argv);
     try {
-        const Device device = device_arg == "cuda"  ? Device::cuda
-                              : device_arg == "cpu" ? Device::cpu
-                                                    : (cuda_available() ? Device::cuda : Device::cpu);
+        const Device device = resolve_device(device_arg);
         LatencyOptions lo;
         lo.repeats = repeats > 0 ? repeats : device == Device::cuda ? 20 : 1;
         lo.warmup = device == Device::cuda ? 3 : 1;

@@ -27,8 +27,7 @@ int main(int argc, char** argv) {
     app.add_option("--sweeps", sweeps, "filter-wise chromatic sweeps per draw (the paper: 50)")->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
     try {
-        const Device device = device_arg == "cuda" ? Device::cuda : device_arg == "cpu" ? Device::cpu
-                                                                 : (cuda_available() ? Device::cuda : Device::cpu);
+        const Device device = resolve_device(device_arg);
         if (repeats < 0) repeats = device == Device::cuda ? 20 : 3;
         Context ctx(device, 1, true);
         std::printf("Gibbs mask draws on %s, median of %d after a warm-up; p = 0.9, filter-wise %lld sweeps.\n\n",

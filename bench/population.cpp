@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
     app.add_option("--granularities", granularities, "comma-separated: filter, weight, kernel");
     CLI11_PARSE(app, argc, argv);
     try {
-        const Device device = device_arg == "cuda" ? Device::cuda : device_arg == "cpu" ? Device::cpu
-                                                                 : (cuda_available() ? Device::cuda : Device::cpu);
+        const Device device = resolve_device(device_arg);
         // The CPU is slow: fewer repeats and members there by default.
         if (repeats < 0) repeats = device == Device::cuda ? 10 : 1;
         if (max_members < 0) max_members = device == Device::cuda ? 128 : 32;

@@ -29,9 +29,7 @@ int main(int argc, char** argv) {
     app.add_option("--model", model_name, "model to score");
     CLI11_PARSE(app, argc, argv);
     try {
-        const Device device = device_arg == "cuda"  ? Device::cuda
-                              : device_arg == "cpu" ? Device::cpu
-                                                    : (cuda_available() ? Device::cuda : Device::cpu);
+        const Device device = resolve_device(device_arg);
         if (repeats < 0) repeats = device == Device::cuda ? 5 : 1;
         Context ctx(device, 1, true);
         auto model = make_model(model_name, 3, 32, 32, 10);

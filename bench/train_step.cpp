@@ -83,9 +83,7 @@ int main(int argc, char** argv) {
     app.add_flag("--json", as_json, "one JSON object per case instead of a table");
     CLI11_PARSE(app, argc, argv);
     try {
-        const Device device = device_arg == "cuda"  ? Device::cuda
-                              : device_arg == "cpu" ? Device::cpu
-                                                    : (cuda_available() ? Device::cuda : Device::cpu);
+        const Device device = resolve_device(device_arg);
         const bool gpu = device == Device::cuda;
         if (batches.empty()) batches = gpu ? "128,512" : "32,128";
         if (steps < 0) steps = gpu ? 20 : 2;
