@@ -13,6 +13,7 @@
 
 #include "kernels/check.h"
 #include "kernels/philox.h"
+#include "nn/checkpoint.h"
 #include "nn/context.h"
 #include "nn/device.h"
 #include "nn/ops.h"
@@ -32,6 +33,18 @@ std::string error_of(F&& f) {
         return e.what();
     }
     return "no error";
+}
+
+// A training-phase hook's state (EDropoutSearch, GibbsTraining: anything with save(tensors,
+// meta)) as the in-memory checkpoint its restore() reads.
+template <class Hook>
+Checkpoint saved_state(const Hook& hook) {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    Checkpoint ck;
+    ck.path = "in memory";
+    hook.save(tensors, ck.metadata);
+    for (auto& [name, t] : tensors) ck.tensors[name] = CheckpointEntry{t.shape(), t.to_host()};
+    return ck;
 }
 
 // float32 unit roundoff.

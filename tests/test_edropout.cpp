@@ -97,13 +97,7 @@ TEST_CASE("edropout: a restored search continues exactly like the original") {
     MaskSpace space(*s.model, MaskSpaceOptions{});
     EDropoutSearch a(space, options(100, 1000, 1000), ctx);
     for (int g = 0; g < 7; ++g) a.before_step(ctx, s.images, s.labels, 0);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    std::map<std::string, std::string> meta;
-    a.save(tensors, meta);
-    Checkpoint ck;
-    ck.path = "in memory";
-    ck.metadata = meta;
-    for (auto& [name, t] : tensors) ck.tensors[name] = CheckpointEntry{t.shape(), t.to_host()};
+    const Checkpoint ck = test::saved_state(a);
 
     EDropoutSearch b(space, options(100, 1000, 1000), ctx);
     b.restore(ctx, ck);

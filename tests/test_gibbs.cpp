@@ -284,11 +284,7 @@ TEST_CASE("gibbs: the training sampler resumes identically and logs its statisti
             ctx.set_step(static_cast<uint64_t>(step));
             sampler.before_step(ctx, Tensor(), Tensor(), 1);  // one chain: the batch is not used
         }
-        if (save_at_end) {
-            std::vector<std::pair<std::string, Tensor>> tensors;
-            sampler.save(tensors, save_at_end->metadata);
-            for (auto& [name, t] : tensors) save_at_end->tensors[name] = {t.shape(), t.to_host()};
-        }
+        if (save_at_end) *save_at_end = test::saved_state(sampler);
         return sampler.epoch_log(ctx);
     };
     const nlohmann::json straight = run_steps(0, 5, nullptr, nullptr);

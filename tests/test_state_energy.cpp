@@ -172,13 +172,7 @@ TEST_CASE("edropout: with the Ising energy and a budget term, a restored search 
     o.budget = PruneTarget{BudgetKind::params, 0.3};
     EDropoutSearch a(space, o, ctx);
     for (int g = 0; g < 7; ++g) a.before_step(ctx, images, labels, 0);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    std::map<std::string, std::string> meta;
-    a.save(tensors, meta);
-    Checkpoint ck;
-    ck.path = "in memory";
-    ck.metadata = meta;
-    for (auto& [name, t] : tensors) ck.tensors[name] = CheckpointEntry{t.shape(), t.to_host()};
+    const Checkpoint ck = test::saved_state(a);
     REQUIRE(ck.tensors.count("edropout.ising_couplings") == 1);
 
     EDropoutSearch b(space, o, ctx);
