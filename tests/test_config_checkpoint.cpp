@@ -52,6 +52,15 @@ TEST_CASE("config: defaults, values, overrides and the resolved TOML") {
     CHECK(back.train.milestones == c.train.milestones);
 }
 
+TEST_CASE("config: model.widths names channel sets (dotted names quoted) and survives the resolved TOML") {
+    std::string path = write_file("widths.toml", "[model]\nname = \"resnet20\"\nwidths = { \"layer1.0.conv1\" = 8, stage2 = 40 }\n");
+    ExperimentConfig c = load_config(path);
+    CHECK(c.model.widths == std::map<std::string, int64_t>{{"layer1.0.conv1", 8}, {"stage2", 40}});
+    ExperimentConfig back = load_config(write_file("widths_resolved.toml", to_toml(c)));
+    CHECK(back.model.widths == c.model.widths);
+    CHECK(load_config(write_file("no_widths.toml", "")).model.widths.empty());
+}
+
 TEST_CASE("config: every experiment file in experiments/ is valid") {
     int files = 0;
     for (const auto& entry : std::filesystem::directory_iterator("experiments")) {
@@ -76,6 +85,9 @@ TEST_CASE("config: every bad input names the file and the key") {
     CHECK(error_of("[train]\nepochs = \"3\"\n").find("key 'train.epochs': expected an integer") != std::string::npos);
     CHECK(error_of("[train]\nepochs = 0\n").find("key 'train.epochs': expected a value in [1,") != std::string::npos);
     CHECK(error_of("[model]\nname = \"resnet21\"\n").find("key 'model.name': expected one of lenet") != std::string::npos);
+    CHECK(error_of("[model]\nwidths = 3\n").find("key 'model.widths': expected a table of integers") != std::string::npos);
+    CHECK(error_of("[model]\nwidths = { fc1 = 0 }\n").find("key 'model.widths.fc1': expected a width in [1,") != std::string::npos);
+    CHECK(error_of("[model]\nwidths = { fc1 = 2.5 }\n").find("key 'model.widths.fc1': expected an integer") != std::string::npos);
     CHECK(error_of("colour = 1\n").find("unknown key 'colour'") != std::string::npos);
     CHECK(error_of("[data\n").find("bad.toml:1") != std::string::npos);
     CHECK(error_of("", {"train.lr=fast"}).find("--set 'train.lr=fast'") != std::string::npos);

@@ -100,3 +100,20 @@ TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weig
     CHECK(differing == 0);
     CHECK(read_metrics(straight.out_dir).size() == read_metrics(interrupted.out_dir).size());
 }
+
+TEST_CASE("train: build_model applies model.widths; a compacted model's widths override them") {
+    ExperimentConfig config;
+    config.model.name = "lenet";
+    config.model.widths = {{"conv1", 32}, {"conv2", 64}, {"fc1", 256}};
+    Dataset shape;
+    shape.images = Tensor(Shape{1, 1, 28, 28}, Device::cpu);
+    shape.labels = {0};
+    shape.num_classes = 10;
+    // conv 1->32 3x3 + BN, conv 32->64 3x3 + BN (convs without bias), fc 64·7·7 -> 256, fc 256 -> 10.
+    const int64_t wide = 9 * 32 + 2 * 32 + 9 * 32 * 64 + 2 * 64 + (64 * 49 * 256 + 256) + (256 * 10 + 10);
+    CHECK(build_model(config, shape, Device::cpu)->parameter_count() == wide);
+    const int64_t narrower_fc1 = wide - (64 * 49 + 1 + 10) * (256 - 100);
+    CHECK(build_model(config, shape, Device::cpu, {{"fc1", 100}})->parameter_count() == narrower_fc1);
+    config.model.widths["conv9"] = 4;
+    CHECK_THROWS_WITH_AS(build_model(config, shape, Device::cpu), doctest::Contains("no channel set 'conv9'"), Error);
+}

@@ -119,6 +119,18 @@ private:
             value.push_back(*element.value<int64_t>());
         }
     }
+    void assign(const char* key, const toml::node& node, std::map<std::string, int64_t>& value) const {
+        const toml::table* table = node.as_table();
+        if (!table) fail_key(key, "a table of integers (name = width)", describe(node));
+        value.clear();
+        for (const auto& [name, element] : *table) {
+            const std::string entry = std::string(key) + "." + std::string(name.str());
+            if (!element.is_integer()) fail_key(entry.c_str(), "an integer width", describe(element));
+            const int64_t width = *element.value<int64_t>();
+            if (width < 1 || width > 65536) fail_key(entry.c_str(), "a width in [1, 65536]", std::to_string(width));
+            value[std::string(name.str())] = width;
+        }
+    }
 
     std::string file_, name_;
     const toml::table* table_ = nullptr;
@@ -446,6 +458,7 @@ ExperimentConfig config_from_table(toml::table& root, const std::string& path, c
                {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg11", "vgg16", "alexnet",
                 "squeezenet"});
     model.read("shortcut", c.model.shortcut, {"A", "B"});
+    model.read("widths", c.model.widths);
     model.reject_unknown();
 
     Section train(root, path, "train");
@@ -552,6 +565,13 @@ std::string to_toml(const ExperimentConfig& c) {
                            {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every},
                            {"on_nonfinite", t.on_nonfinite}};
     };
+    auto model_table = [](const ModelConfig& m) {
+        toml::table widths;
+        for (const auto& [name, width] : m.widths) widths.insert(name, width);
+        toml::table table{{"name", m.name}, {"shortcut", m.shortcut}};
+        if (!widths.empty()) table.insert("widths", std::move(widths));
+        return table;
+    };
     const PruneConfig& p = c.prune;
     toml::array rates;
     for (double r : p.rates) rates.push_back(r);
@@ -564,7 +584,7 @@ std::string to_toml(const ExperimentConfig& c) {
         {"data", toml::table{{"dataset", c.data.dataset}, {"dir", c.data.dir}, {"validation", c.data.validation},
                              {"train_subset", c.data.train_subset}, {"augment", c.data.augment},
                              {"normalize", c.data.normalize}}},
-        {"model", toml::table{{"name", c.model.name}, {"shortcut", c.model.shortcut}}},
+        {"model", model_table(c.model)},
         {"train", train_table(c.train)},
         {"prune", toml::table{{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
                               {"keep", p.keep}, {"gate_after_bn", p.gate_after_bn},

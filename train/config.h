@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct DataConfig {
 struct ModelConfig {
     std::string name = "lenet";
     std::string shortcut = "A";  // residual shortcut option for ResNet-20/32/56/110: A | B
+    // Channel-set name -> width, for a wider or narrower variant of the architecture
+    // (`spinprune info` lists the resizable sets); absent sets keep their default width.
+    std::map<std::string, int64_t> widths;
 };
 
 struct TrainConfig {

@@ -389,7 +389,8 @@ std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset
                                    const std::map<std::string, int64_t>& widths) {
     ModelOptions mo;
     mo.shortcut = config.model.shortcut == "B" ? ShortcutOption::b : ShortcutOption::a;
-    mo.widths = widths;
+    mo.widths = config.model.widths;  // the configured variant; a compacted model's widths win
+    for (const auto& [name, width] : widths) mo.widths[name] = width;
     std::unique_ptr<Model> model = make_model(config.model.name, shape_from.channels(), shape_from.height(),
                                               shape_from.width(), shape_from.num_classes, mo);
     model->allocate(device, static_cast<uint64_t>(config.seed));

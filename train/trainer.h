@@ -72,8 +72,8 @@ struct Run {
     std::map<std::string, double> phase_seconds;  // training time per phase, this process
 };
 
-// The model a config names, shaped by the dataset, allocated with the config's seed;
-// `widths` rebuilds a compacted model.
+// The model a config names (with its model.widths), shaped by the dataset, allocated with the
+// config's seed; `widths` rebuilds a compacted model.
 std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
                                    const std::map<std::string, int64_t>& widths = {});
 
