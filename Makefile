@@ -62,7 +62,10 @@ ifeq ($(BLAS),openblas)
 endif
 
 SHELL := /bin/bash
-CXXFLAGS  := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(INCLUDES) $(DEFS) $(SANFLAGS)
+# -ffp-contract=off: a*b+c stays two roundings wherever FMA instructions exist (aarch64, the FMA
+# clones of pruning/gibbs.cpp), so CPU results do not depend on the host and match the CUDA
+# samplers' explicit arithmetic.
+CXXFLAGS  := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -ffp-contract=off -fopenmp -MMD -MP $(INCLUDES) $(DEFS) $(SANFLAGS)
 LAST_ARCH := $(lastword $(ARCHS))
 GENCODE   := $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -gencode arch=compute_$(LAST_ARCH),code=compute_$(LAST_ARCH)
 NVCCFLAGS := -std=c++17 $(OPT) $(GENCODE) -MMD -MP $(INCLUDES) $(DEFS) -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
@@ -176,9 +179,10 @@ bench-population: deps  ## batched vs one-by-one population evaluation (DEVICE=c
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BENCH_POP)
 	./$(BENCH_POP) --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
 
-bench-gibbs: deps  ## Gibbs pruning sampler throughput, spins/s and the unstructured draw's bytes/s (DEVICE=cpu|cuda)
-	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/gibbs_sampler_bench
+bench-gibbs: deps  ## Gibbs samplers (spins/s, the unstructured draw's bytes/s) and a training step with masks off/on/fused (DEVICE=cpu|cuda)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/gibbs_sampler_bench $(BUILD)/bin/train_step_bench
 	./$(BUILD)/bin/gibbs_sampler_bench --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+	./$(BUILD)/bin/train_step_bench --device $(or $(DEVICE),cpu) --models lenet,resnet20 --masks dense,gibbs,gibbs-fused
 
 bench-train: deps  ## a training step of ResNet-20/56 and VGG-16, ours beside PyTorch eager and torch.compile (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) build/release/bin/train_step_bench

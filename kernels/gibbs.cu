@@ -37,19 +37,42 @@ __global__ void pick_percentile_kernel(const float* sorted, size_t n, size_t lo,
     *q = gibbs_percentile_value(sorted[lo], sorted[hi], frac);
 }
 
-__global__ void unstructured_kernel(const float* w, const float* q, size_t n, float beta, unsigned long long key,
-                                    float* mask) {
+// Weights 4b..4b+3 of Philox blocks b in [first_block, blocks): one block per thread.
+__global__ void unstructured_kernel(const float* w, const float* q, size_t n, size_t first_block, float beta,
+                                    unsigned long long key, float* mask, float* masked_weight) {
     const float threshold = *q;
-    // One Philox block serves four consecutive weights.
-    SP_GRID_STRIDE_LOOP(b, (n + 3) / 4) {
+    SP_GRID_STRIDE_LOOP(j, (n + 3) / 4 - first_block) {
+        const size_t b = first_block + j;
         curandStatePhilox4_32_10_t state;
         curand_init(key, /*subsequence=*/b, /*offset=*/0, &state);
         const uint4 v = curand4(&state);
         const uint32_t raw[4] = {v.x, v.y, v.z, v.w};
         for (size_t k = 0; k < 4 && 4 * b + k < n; ++k) {
             const size_t i = 4 * b + k;
-            mask[i] = gibbs_keep_weight(w[i], threshold, beta, raw[k]) ? 1.0f : 0.0f;
+            const float wi = w[i];
+            const float m = gibbs_keep_weight(wi, threshold, beta, raw[k]) ? 1.0f : 0.0f;
+            mask[i] = m;
+            if (masked_weight) masked_weight[i] = __fmul_rn(wi, m);  // what multiply() would write
         }
+    }
+}
+
+// The same draw for the n4 whole blocks with 16-byte loads and stores (every pointer aligned).
+__global__ void unstructured_vec4_kernel(const float4* w, const float* q, size_t n4, float beta, unsigned long long key,
+                                         float4* mask, float4* masked_weight) {
+    const float threshold = *q;
+    SP_GRID_STRIDE_LOOP(b, n4) {
+        curandStatePhilox4_32_10_t state;
+        curand_init(key, /*subsequence=*/b, /*offset=*/0, &state);
+        const uint4 r = curand4(&state);
+        const float4 x = w[b];
+        const float4 m = make_float4(gibbs_keep_weight(x.x, threshold, beta, r.x) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.y, threshold, beta, r.y) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.z, threshold, beta, r.z) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.w, threshold, beta, r.w) ? 1.0f : 0.0f);
+        mask[b] = m;
+        if (masked_weight)
+            masked_weight[b] = make_float4(__fmul_rn(x.x, m.x), __fmul_rn(x.y, m.y), __fmul_rn(x.z, m.z), __fmul_rn(x.w, m.w));
     }
 }
 
@@ -158,12 +181,23 @@ void gibbs_percentile(const float* values, size_t n, int64_t lo, float frac, flo
 }
 
 void gibbs_draw_unstructured(const float* w, const float* q, size_t n, float beta, uint64_t key, float* mask,
-                             cudaStream_t stream) {
+                             float* masked_weight, cudaStream_t stream) {
     if (n == 0) return;
     SP_REQUIRE(w && q && mask, "gibbs_draw_unstructured: null pointer");
-    unstructured_kernel<<<grid_for((n + 3) / 4), kThreadsPerBlock, 0, stream>>>(
-        w, q, n, beta, static_cast<unsigned long long>(key), mask);
-    SP_CHECK_LAUNCH("gibbs_unstructured_kernel");
+    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    size_t first_scalar_block = 0;
+    if (aligned(w) && aligned(mask) && (!masked_weight || aligned(masked_weight)) && n >= 4) {
+        first_scalar_block = n / 4;
+        unstructured_vec4_kernel<<<grid_for(n / 4), kThreadsPerBlock, 0, stream>>>(
+            reinterpret_cast<const float4*>(w), q, n / 4, beta, static_cast<unsigned long long>(key),
+            reinterpret_cast<float4*>(mask), reinterpret_cast<float4*>(masked_weight));
+        SP_CHECK_LAUNCH("gibbs_unstructured_vec4_kernel");
+    }
+    if (first_scalar_block < (n + 3) / 4) {  // unaligned views, or the last partial block
+        unstructured_kernel<<<grid_for((n + 3) / 4 - first_scalar_block), kThreadsPerBlock, 0, stream>>>(
+            w, q, n, first_scalar_block, beta, static_cast<unsigned long long>(key), mask, masked_weight);
+        SP_CHECK_LAUNCH("gibbs_unstructured_kernel");
+    }
 }
 
 void gibbs_draw_kernels(const float* w, const float* q, int64_t filters, int64_t channels, int64_t area,

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include <cuda_runtime.h>
 
@@ -64,7 +65,18 @@ SP_HOST_DEVICE inline float gibbs_sigmoid(float z) {
 // its odd series (|s| <= 0.172: terms to s^11 leave < 1e-9).
 SP_HOST_DEVICE inline float gibbs_log(float x) {
     int e = 0;
+#if defined(__CUDA_ARCH__)
     float m = frexpf(x, &e);  // m in [0.5, 1)
+#else
+    // frexpf from the bits (libm's is an out-of-line call in the samplers' innermost loop); the
+    // same m and e for the positive normal floats this function takes.
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    e = static_cast<int>((bits >> 23) & 0xffu) - 126;
+    bits = (bits & 0x807fffffu) | (126u << 23);
+    float m;
+    std::memcpy(&m, &bits, sizeof m);
+#endif
     if (m < 0.70710678118654752f) {
         m = m + m;
         --e;
@@ -123,9 +135,10 @@ size_t gibbs_percentile_scratch_bytes(size_t n);
 // end) of values[0, n), by a CUB radix sort in `scratch` (no host round trip).
 void gibbs_percentile(const float* values, size_t n, int64_t lo, float frac, float* q, void* scratch,
                       size_t scratch_bytes, cudaStream_t stream);
-// mask[i] = 1 with probability σ(β (w_i² − *q)), uniform i of `key`; one pass.
+// mask[i] = 1 with probability σ(β (w_i² − *q)), uniform i of `key`; one pass, which also writes
+// masked_weight[i] = w_i · mask[i] unless masked_weight is null (the mask applied in the draw).
 void gibbs_draw_unstructured(const float* w, const float* q, size_t n, float beta, uint64_t key, float* mask,
-                             cudaStream_t stream);
+                             float* masked_weight, cudaStream_t stream);
 // One thread block per kernel (f, c) with c in [channel_begin, channel_end): an exact draw from
 // its 2^area configurations by Gumbel-max, fields h_i = *q − w_i² − coupling · other_sums[f]
 // (other_sums null: no shift). Uniform (counter_base + f·C + c)·2^area + config of `key`.

@@ -29,7 +29,10 @@ class LayerMasks {
 public:
     LayerMasks(const std::string& layer, int64_t channels) : layer_(layer), channels_(channels) {}
     void set_output(const Tensor* mask);
-    void set_weight(const Tensor* mask, const Shape& weight_shape);
+    // `masked` (one mask only; null = none): w ⊙ mask computed by the caller for the current
+    // weights (the Gibbs draw writes it in the same pass), used instead of forming it here. The
+    // caller must replace it before the weights change (see GibbsTraining::after_step).
+    void set_weight(const Tensor* mask, const Shape& weight_shape, const Tensor* masked = nullptr);
     const Tensor* output() const { return output_; }
     const Tensor* weight() const { return weight_; }
     int64_t weight_members() const { return weight_members_; }  // P of a stacked weight mask, 1 for one mask
@@ -39,7 +42,9 @@ public:
     // Forward: checks the batch, and returns w or w ⊙ m.
     const Tensor& forward_weight(Context& ctx, const Tensor& w, const Shape& input);
     // Backward: the weight the last forward used (the weights have not changed since).
-    const Tensor& backward_weight(const Tensor& w) const { return weight_used_ ? masked_weight_ : w; }
+    const Tensor& backward_weight(const Tensor& w) const {
+        return !weight_used_ ? w : supplied_masked_ ? *supplied_masked_ : masked_weight_;
+    }
     void gate_output(Context& ctx, Tensor& y) const;
     const Tensor& gate_gradient(Context& ctx, const Tensor& dy);  // dy or dy ⊙ gate
     void mask_weight_gradient(Context& ctx, Tensor& dw) const;
@@ -54,6 +59,7 @@ private:
     int64_t channels_;
     const Tensor* output_ = nullptr;
     const Tensor* weight_ = nullptr;
+    const Tensor* supplied_masked_ = nullptr;  // w ⊙ mask from the caller
     int64_t weight_members_ = 1;
     Tensor grouped_x_, grouped_y_;              // (B, P·C, H, W), (B, P·K, P', Q')
     Tensor repeated_bias_, tiled_bias_;         // (K, P), (P, K)
@@ -70,8 +76,9 @@ public:
     // population of gates (P, out_channels) for a member-major batch of P·B images, and a
     // per-weight mask (shape of the weight), or P of them stacked (P·K, C/g, R, S) for
     // evaluation. Applied in forward and backward; the stored weights are never modified.
+    // `masked_weight`: w ⊙ mask supplied by the caller (LayerMasks::set_weight).
     void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }
-    void set_weight_mask(const Tensor* mask);
+    void set_weight_mask(const Tensor* mask, const Tensor* masked_weight = nullptr);
     const Tensor* output_mask() const { return masks_.output(); }
     const Tensor* weight_mask() const { return masks_.weight(); }
     Tensor weight() const;  // (K, C/g, R, S)
@@ -111,7 +118,7 @@ class Linear : public Module {
 public:
     Linear(ParameterStore& store, std::string name, int64_t in_features, int64_t out_features, bool bias = true);
     void set_output_mask(const Tensor* mask) { masks_.set_output(mask); }  // (OUT) or (P, OUT)
-    void set_weight_mask(const Tensor* mask);                                // (OUT, IN)
+    void set_weight_mask(const Tensor* mask, const Tensor* masked_weight = nullptr);  // (OUT, IN)
     const Tensor* output_mask() const { return masks_.output(); }
     const Tensor* weight_mask() const { return masks_.weight(); }
     Tensor weight() const;  // (OUT, IN)

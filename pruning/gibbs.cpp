@@ -19,7 +19,15 @@ constexpr uint64_t kPurposeGibbsFinal = 0x6769'6262'6669'6e6cull;  // "gibbfinl"
 // Chain k > 0 of a step draws with purpose + k · stride (+ layer); chain 0 is the paper's stream.
 constexpr uint64_t kChainPurposeStride = 1ull << 32;
 
-uint32_t raw_uniform(uint64_t key, uint64_t i) { return philox_block(key, i / 4).v[i % 4]; }
+// The samplers' arithmetic leans on fmaf (kernels/gibbs.h): without the FMA instruction set in the
+// target (the portable x86-64 baseline lacks it) every fmaf is a call into libm. The hot loops
+// are built twice and the FMA copy is picked at load time where the CPU has it. fmaf rounds once
+// either way and the build never contracts a*b+c (-ffp-contract=off), so the masks are the same.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SP_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define SP_FMA_CLONES
+#endif
 
 int statistic_kind(GibbsHamiltonian h) { return h == GibbsHamiltonian::unstructured ? 0 : h == GibbsHamiltonian::kernel ? 1 : 2; }
 
@@ -89,30 +97,35 @@ std::vector<float> gibbs_statistic_host(const float* w, GibbsLayerShape s, Gibbs
     return out;
 }
 
-void gibbs_draw_kernels_host(const float* w, float q, GibbsLayerShape s, int64_t c0, int64_t c1,
+SP_FMA_CLONES void gibbs_draw_kernels_host(const float* w, float q, GibbsLayerShape s, int64_t c0, int64_t c1,
                              const float* other_sums, float coupling, float beta, uint64_t key, uint64_t counter_base,
                              float* mask) {
     SP_REQUIRE(s.area >= 1 && s.area <= kernels::kGibbsMaxArea,
                "Gibbs kernel sampling enumerates 2^area configurations: area " << s.area << " outside [1, "
                                                                                << kernels::kGibbsMaxArea << "]");
     const uint32_t configs = 1u << s.area;
-    float h[kernels::kGibbsMaxArea];
-    for (int64_t f = 0; f < s.filters; ++f) {
-        for (int64_t c = c0; c < c1; ++c) {
-            const int64_t kernel = f * s.channels + c;
-            const float* wk = w + kernel * s.area;
-            const float shift = other_sums ? kernels::gibbs_mul(coupling, other_sums[f]) : 0.0f;
-            for (int64_t i = 0; i < s.area; ++i) h[i] = (q - kernels::gibbs_mul(wk[i], wk[i])) - shift;
-            const uint64_t base = (counter_base + static_cast<uint64_t>(kernel)) * configs;
-            float best = -INFINITY;
-            uint32_t best_config = configs;
-            for (uint32_t m = 0; m < configs; ++m) {
-                const float v = kernels::gibbs_config_logit(h, static_cast<int>(s.area), m, coupling, beta) +
-                                kernels::gibbs_gumbel(raw_uniform(key, base + m));
-                if (kernels::gibbs_better(v, m, best, best_config)) best = v, best_config = m;
-            }
-            for (int64_t i = 0; i < s.area; ++i) mask[kernel * s.area + i] = (best_config >> i) & 1u ? 1.0f : 0.0f;
+    const int64_t width = c1 - c0, jobs = s.filters * width;
+    // Kernels are independent given the fields (their uniforms are keyed by index): threads split them.
+#pragma omp parallel for schedule(static) if (jobs * configs > 65536)
+    for (int64_t j = 0; j < jobs; ++j) {
+        const int64_t f = j / width, kernel = f * s.channels + c0 + j % width;
+        const float* wk = w + kernel * s.area;
+        const float shift = other_sums ? kernels::gibbs_mul(coupling, other_sums[f]) : 0.0f;
+        float h[kernels::kGibbsMaxArea];
+        for (int64_t i = 0; i < s.area; ++i) h[i] = (q - kernels::gibbs_mul(wk[i], wk[i])) - shift;
+        const uint64_t base = (counter_base + static_cast<uint64_t>(kernel)) * configs;
+        float best = -INFINITY;
+        uint32_t best_config = configs;
+        PhiloxBlock block{};
+        uint64_t block_index = UINT64_MAX;  // uniform u is output u % 4 of Philox block u / 4
+        for (uint32_t m = 0; m < configs; ++m) {
+            const uint64_t u = base + m;
+            if (u / 4 != block_index) block = philox_block(key, block_index = u / 4);
+            const float v = kernels::gibbs_config_logit(h, static_cast<int>(s.area), m, coupling, beta) +
+                            kernels::gibbs_gumbel(block.v[u % 4]);
+            if (kernels::gibbs_better(v, m, best, best_config)) best = v, best_config = m;
         }
+        for (int64_t i = 0; i < s.area; ++i) mask[kernel * s.area + i] = (best_config >> i) & 1u ? 1.0f : 0.0f;
     }
 }
 
@@ -129,36 +142,56 @@ void gibbs_filter_sweeps_host(const float* w, float q, GibbsLayerShape s, const 
     }
 }
 
-void gibbs_draw_host(const float* w, GibbsLayerShape s, const GibbsParams& p, uint64_t key, float* mask) {
-    const std::vector<float> stat = gibbs_statistic_host(w, s, p.hamiltonian);
-    const float q = percentile_host(stat, p.p);
+SP_FMA_CLONES void gibbs_draw_host(const float* w, GibbsLayerShape s, const GibbsParams& p, uint64_t key, float* mask,
+                                   float* masked_weight) {
+    std::vector<float> stat = gibbs_statistic_host(w, s, p.hamiltonian);
+    const bool keep_stat = p.hamiltonian == GibbsHamiltonian::filter;  // the sweeps start from it
+    const float q = keep_stat ? percentile_host(stat, p.p) : percentile_host(std::move(stat), p.p);
     switch (p.hamiltonian) {
-        case GibbsHamiltonian::unstructured:
-            for (int64_t i = 0; i < s.numel(); ++i)
-                mask[i] = kernels::gibbs_keep_weight(w[i], q, p.beta, raw_uniform(key, static_cast<uint64_t>(i))) ? 1.0f : 0.0f;
+        case GibbsHamiltonian::unstructured: {
+            // Weights 4b..4b+3 share Philox block b, as in kernels/gibbs.cu; every block is
+            // independent, so threads split them without changing a bit.
+            const int64_t n = s.numel(), blocks = (n + 3) / 4;
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (int64_t b = 0; b < blocks; ++b) {
+                const PhiloxBlock r = philox_block(key, static_cast<uint64_t>(b));
+                for (int64_t i = 4 * b; i < std::min(n, 4 * b + 4); ++i) {
+                    const float m = kernels::gibbs_keep_weight(w[i], q, p.beta, r.v[i - 4 * b]) ? 1.0f : 0.0f;
+                    mask[i] = m;
+                    if (masked_weight) masked_weight[i] = w[i] * m;
+                }
+            }
             return;
+        }
         case GibbsHamiltonian::kernel:
             gibbs_draw_kernels_host(w, q, s, 0, s.channels, nullptr, p.coupling, p.beta, key, 0, mask);
-            return;
+            break;
         case GibbsHamiltonian::filter: {
             const int64_t per_filter = s.channels * s.area;
             for (int64_t i = 0; i < s.numel(); ++i) mask[i] = stat[static_cast<size_t>(i / per_filter)] > q ? 1.0f : 0.0f;
             gibbs_filter_sweeps_host(w, q, s, p, key, mask);
-            return;
+            break;
         }
     }
+    if (masked_weight)  // kernel / filter: the enumeration dominates; the product is a separate pass
+        for (int64_t i = 0; i < s.numel(); ++i) masked_weight[i] = w[i] * mask[i];
 }
 
-void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask) {
+void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask,
+                Tensor* masked_weight) {
     SP_REQUIRE(weight.numel() == s.numel() && mask.numel() == s.numel(),
                "gibbs_draw: weight " << weight.shape().str() << " and mask " << mask.shape().str() << " for a ("
                                      << s.filters << ", " << s.channels << ", " << s.area << ") layer");
     SP_REQUIRE(weight.device() == ctx.device() && mask.device() == ctx.device(), "gibbs_draw: tensors not on the context's device");
+    SP_REQUIRE(!masked_weight || (masked_weight->numel() == s.numel() && masked_weight->device() == ctx.device()),
+               "gibbs_draw: masked weight " << masked_weight->shape().str() << " on " << device_name(masked_weight->device())
+                                            << ", expected " << s.numel() << " values on the context's device");
+    float* masked = masked_weight ? masked_weight->data() : nullptr;
     SP_REQUIRE(p.hamiltonian == GibbsHamiltonian::unstructured || s.area <= kernels::kGibbsMaxArea,
                "Gibbs " << gibbs_hamiltonian_name(p.hamiltonian) << " sampling enumerates 2^area kernel configurations: area "
                         << s.area << " exceeds " << kernels::kGibbsMaxArea);
     if (ctx.device() == Device::cpu) {
-        gibbs_draw_host(weight.data(), s, p, key, mask.data());
+        gibbs_draw_host(weight.data(), s, p, key, mask.data(), masked);
         return;
     }
     const int kind = statistic_kind(p.hamiltonian);
@@ -179,12 +212,13 @@ void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const Gib
     kernels::gibbs_percentile(stat, static_cast<size_t>(n_stat), pos.lo, pos.frac, q, pct, pct_bytes, stream);
     switch (p.hamiltonian) {
         case GibbsHamiltonian::unstructured:
-            kernels::gibbs_draw_unstructured(weight.data(), q, static_cast<size_t>(s.numel()), p.beta, key, mask.data(), stream);
+            kernels::gibbs_draw_unstructured(weight.data(), q, static_cast<size_t>(s.numel()), p.beta, key, mask.data(),
+                                             masked, stream);
             return;
         case GibbsHamiltonian::kernel:
             kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, 0, s.channels, nullptr, p.coupling,
                                         p.beta, key, 0, mask.data(), stream);
-            return;
+            break;
         case GibbsHamiltonian::filter: {
             kernels::gibbs_filter_start(stat, q, s.filters, s.channels * s.area, mask.data(), stream);
             const int64_t split = s.channels / 2;
@@ -199,9 +233,11 @@ void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const Gib
                 kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, split, s.channels, sums_a,
                                             p.coupling, p.beta, key, base, mask.data(), stream);
             }
-            return;
+            break;
         }
     }
+    // kernel / filter: the enumeration dominates; the product is a separate pass
+    if (masked_weight) multiply(ctx, weight.reshaped(mask.shape()), mask, *masked_weight);
 }
 
 double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p, const float* mask) {
@@ -284,6 +320,7 @@ GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
                                           << ", chain_images = " << options_.chain_images
                                           << "; expected chains >= 1, chain_beta_ratio >= 1, chain_images >= 0");
     if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
+    if (fused()) masked_weights_ = Tensor(Shape{space_.size()}, ctx.device());
     if (options_.chains > 1) {
         PopulationOptions po;
         po.energy = options_.chain_energy;
@@ -305,13 +342,15 @@ GibbsParams GibbsTraining::params_at(double beta) const {
     return p;
 }
 
-void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units) {
+void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units, Tensor* masked) {
     const GibbsParams p = params_at(beta);
     for (size_t l = 0; l < space_.segments().size(); ++l) {
         const MaskSegment& seg = space_.segments()[l];
         const LayerWiring& w = wiring_of(model_, seg);
         Tensor mask = Tensor::view(units.data() + seg.offset, Shape{seg.size}, ctx.device());
-        gibbs_draw(ctx, layer_weight(w), layer_shape(w), p, random_stream_key(options_.seed, purpose + l, step), mask);
+        Tensor masked_of_layer = masked ? Tensor::view(masked->data() + seg.offset, Shape{seg.size}, ctx.device()) : Tensor();
+        gibbs_draw(ctx, layer_weight(w), layer_shape(w), p, random_stream_key(options_.seed, purpose + l, step), mask,
+                   masked ? &masked_of_layer : nullptr);
     }
 }
 
@@ -345,25 +384,35 @@ void GibbsTraining::before_step(Context& ctx, const Tensor& images, const Tensor
         space_.detach();  // scored without the previous step's mask
         draw_best_chain(ctx, images, labels, units_[next]);
     } else {
-        draw_all(ctx, beta_, kPurposeGibbs, ctx.step(), units_[next]);
+        draw_all(ctx, beta_, kPurposeGibbs, ctx.step(), units_[next], fused() ? &masked_weights_ : nullptr);
     }
     const Tensor& cur = units_[next];
     const Tensor& prev = drawn_ ? units_[current_] : units_[next];  // the first step flips nothing
     if (ctx.device() == Device::cpu) {
-        for (int64_t i = 0; i < cur.numel(); ++i) {
-            host_counters_[0] += prev.data()[i] != cur.data()[i] ? 1 : 0;
-            host_counters_[1] += cur.data()[i] != 0.0f ? 1 : 0;
+        const float *p = prev.data(), *c = cur.data();
+        const int64_t n = cur.numel();
+        unsigned long long flips = 0, kept = 0;
+#pragma omp parallel for reduction(+ : flips, kept) schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; ++i) {
+            flips += p[i] != c[i] ? 1 : 0;
+            kept += c[i] != 0.0f ? 1 : 0;
         }
+        host_counters_[0] += flips;
+        host_counters_[1] += kept;
     } else {
         kernels::gibbs_count(prev.data(), cur.data(), static_cast<size_t>(cur.numel()),
                              static_cast<unsigned long long*>(counters_.data()), ctx.stream());
     }
     current_ = next;
     drawn_ = true;
-    space_.attach(ctx, units_[current_]);
+    space_.attach(ctx, units_[current_], fused() ? &masked_weights_ : nullptr);
     ++epoch_steps_;
     ++steps_;
     sampling_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void GibbsTraining::after_step(Context& ctx) {
+    if (fused() && drawn_) space_.attach(ctx, units_[current_]);
 }
 
 nlohmann::json GibbsTraining::epoch_log(Context& ctx) {

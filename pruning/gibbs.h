@@ -65,8 +65,10 @@ float percentile_host(std::vector<float> values, double p);
 // The per-layer statistic whose percentile is Q_p: w² (unstructured), mean w² per kernel, per filter.
 std::vector<float> gibbs_statistic_host(const float* w, GibbsLayerShape s, GibbsHamiltonian h);
 
-// CPU reference: a 0/1 mask (s.numel()) for weights w drawn with stream `key`.
-void gibbs_draw_host(const float* w, GibbsLayerShape s, const GibbsParams& p, uint64_t key, float* mask);
+// CPU reference: a 0/1 mask (s.numel()) for weights w drawn with stream `key`, and, unless
+// masked_weight is null, w ⊙ mask beside it (the unstructured draw writes both in one pass).
+void gibbs_draw_host(const float* w, GibbsLayerShape s, const GibbsParams& p, uint64_t key, float* mask,
+                     float* masked_weight = nullptr);
 // The building blocks (exposed for tests): the kernels of channels [c0, c1) drawn exactly given
 // fields q − w_i² − c·other_sums[f]; uniform (counter_base + f·C + ch)·2^area + config of `key`.
 void gibbs_draw_kernels_host(const float* w, float q, GibbsLayerShape s, int64_t c0, int64_t c1,
@@ -77,7 +79,9 @@ void gibbs_filter_sweeps_host(const float* w, float q, GibbsLayerShape s, const 
                               float* mask);
 
 // Either device: weight and mask (s.numel() floats) on ctx's device; scratch from ctx.workspace().
-void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask);
+// masked_weight (s.numel(), or null): also w ⊙ mask, bitwise what multiply() gives.
+void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask,
+                Tensor* masked_weight = nullptr);
 
 // H of a 0/1 mask (up to the constants dropped above), in double.
 double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p, const float* mask);
@@ -99,6 +103,9 @@ struct GibbsOptions {
     double chain_beta_ratio = 1.0;
     int64_t chain_images = 0;
     EnergyKind chain_energy = EnergyKind::cross_entropy;
+    // The draw also writes w ⊙ m, which the layers use for the step's forward and backward
+    // instead of forming it themselves (one chain only; bitwise the same training).
+    bool fused_apply = true;
 };
 
 // The training-phase sampler: a weight-granularity mask space over the pruned layers (every
@@ -111,6 +118,9 @@ public:
     // Draws every layer's mask at β(epoch) and attaches them; with several chains, the one of
     // lowest energy on (images, labels).
     void before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch);
+    // After the optimizer step: the fused w ⊙ m is stale, so the layers form it again from the
+    // mask for any forward before the next draw (validation, checkpoints).
+    void after_step(Context& ctx);
     void detach() { space_.detach(); }
     // β, sparsity per layer, magnetisation, energy, flip rate and kept fraction over the epoch's
     // steps; with several chains also the mean best and mean chain energy on the batches.
@@ -133,8 +143,10 @@ public:
 
 private:
     GibbsParams params_at(double beta) const;
-    // Every layer's mask into `units` (D) with the streams (seed, purpose + layer, step).
-    void draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units);
+    // Every layer's mask into `units` (D) with the streams (seed, purpose + layer, step), and
+    // w ⊙ m into `masked` (D) unless it is null.
+    void draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units, Tensor* masked = nullptr);
+    bool fused() const { return options_.fused_apply && options_.chains == 1; }
     // chains > 1: every chain's draw into population_, scored; the lowest-energy one into `units`.
     void draw_best_chain(Context& ctx, const Tensor& images, const Tensor& labels, Tensor& units);
 
@@ -144,6 +156,7 @@ private:
     std::unique_ptr<MaskSpace> space_ptr_;
     MaskSpace& space_;
     Tensor units_[2];  // ping-pong: the current and the previous step's masks (D)
+    Tensor masked_weights_;  // fused(): the step's w ⊙ m (D)
     int current_ = 0;
     bool drawn_ = false;
     double beta_ = 0;

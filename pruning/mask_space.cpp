@@ -106,7 +106,7 @@ MaskSpace::~MaskSpace() {
     }
 }
 
-void MaskSpace::attach(Context& ctx, const Tensor& units) {
+void MaskSpace::attach(Context& ctx, const Tensor& units, const Tensor* masked_weights) {
     SP_REQUIRE(units.device() == ctx.device(), "MaskSpace::attach: units on " << device_name(units.device())
                                                                             << ", context on " << device_name(ctx.device()));
     const bool population = units.rank() == 2;
@@ -114,12 +114,17 @@ void MaskSpace::attach(Context& ctx, const Tensor& units) {
                "MaskSpace::attach: units " << units.shape().str() << ", expected (" << size_ << ") or (P, " << size_
                                            << ")");
     const int64_t members = population ? units.dim(0) : 1;
+    SP_REQUIRE(!masked_weights || (options_.granularity == Granularity::weight && !population &&
+                                   masked_weights->numel() == size_ && masked_weights->device() == ctx.device()),
+               "MaskSpace::attach: masked weights need weight granularity, one state and " << size_
+                                                                                           << " values on the context's device");
     detach();
     const auto& wiring = model_.wiring();
     float* base = const_cast<float*>(units.data());  // views only read: the layers take const masks
     // Build every mask first, then hand out pointers (expanded_ must not reallocate afterwards).
     expanded_.clear();
     expanded_.reserve(segments_.size());
+    masked_views_.reserve(segments_.size());
     for (const MaskSegment& seg : segments_) {
         if (options_.granularity == Granularity::filter) {
             if (members == 1) {
@@ -135,6 +140,8 @@ void MaskSpace::attach(Context& ctx, const Tensor& units) {
             const int64_t per_unit = options_.granularity == Granularity::kernel ? w.conv->kernel() * w.conv->kernel() : 1;
             if (members == 1 && per_unit == 1) {
                 expanded_.push_back(Tensor::view(base + seg.offset, shape, ctx.device()));
+                if (masked_weights)
+                    masked_views_.push_back(Tensor::view(const_cast<float*>(masked_weights->data()) + seg.offset, shape, ctx.device()));
                 continue;
             }
             // A population stacks its members' masks along the output axis: (P·K, C/g, R, S).
@@ -160,8 +167,9 @@ void MaskSpace::attach(Context& ctx, const Tensor& units) {
             }
         } else {
             const LayerWiring& w = wiring[static_cast<size_t>(seg.layer)];
-            if (w.conv) w.conv->set_weight_mask(mask);
-            else w.linear->set_weight_mask(mask);
+            const Tensor* masked = masked_weights ? &masked_views_[s] : nullptr;
+            if (w.conv) w.conv->set_weight_mask(mask, masked);
+            else w.linear->set_weight_mask(mask, masked);
         }
     }
     attached_members_ = members;
@@ -179,6 +187,7 @@ void MaskSpace::detach() {
         if (w.bn) w.bn->set_output_mask(nullptr);
     }
     expanded_.clear();
+    masked_views_.clear();
     attached_members_ = 0;
 }
 

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/check.h"
 #include "kernels/gibbs.h"
+#include "nn/layers.h"
 #include "nn/models/model.h"
+#include "nn/optim.h"
 #include "pruning/gibbs.h"
 #include "tests/harness.h"
 #include "train/config.h"
@@ -69,6 +72,45 @@ std::vector<double> boltzmann(const std::vector<double>& energies, double beta) 
     for (size_t i = 0; i < p.size(); ++i) z += p[i] = std::exp(-beta * (energies[i] - lo));
     for (double& v : p) v /= z;
     return p;
+}
+
+// `steps` SGD steps of a lenet on 16x16 inputs with Gibbs masks (fused_apply as given), then a
+// forward of other images with the last mask still attached (as validation runs): the final
+// weights and those logits.
+std::pair<std::vector<float>, std::vector<float>> gibbs_training_steps(Device device, bool fused, int steps) {
+    auto model = make_model("lenet", 1, 16, 16, 10);
+    model->allocate(device, 9);
+    model->set_training(true);
+    Context ctx(device, 1);
+    GibbsOptions o;
+    o.p = 0.8;
+    o.schedule = GibbsSchedule{1e2, 1e2, 1};
+    o.fused_apply = fused;
+    GibbsTraining sampler(*model, o, ctx);
+    const Tensor images = test::random_tensor(Shape{8, 1, 16, 16}, device, 21);
+    std::vector<float> y(8);
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 10);
+    const Tensor labels = Tensor::from_host(y, Shape{8}, device);
+    SgdHyper hyper;
+    hyper.momentum = 0.9f;
+    Sgd sgd(hyper);
+    SoftmaxCrossEntropy loss_fn;
+    for (int step = 0; step < steps; ++step) {
+        ctx.set_step(static_cast<uint64_t>(step));
+        sampler.before_step(ctx, images, labels, 0);
+        Tensor& logits = model->forward(ctx, images);
+        loss_fn.forward(ctx, logits, labels);
+        model->backward(ctx, loss_fn.backward(ctx));
+        sgd.step(ctx, model->parameters(), 0.1f);
+        sampler.after_step(ctx);
+    }
+    model->set_training(false);
+    const std::vector<float> logits = model->forward(ctx, test::random_tensor(Shape{4, 1, 16, 16}, device, 22)).to_host();
+    return {model->parameters().values().to_host(), logits};
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 }  // namespace
@@ -352,6 +394,59 @@ TEST_CASE("gibbs: several chains per step, scored together, train with the lowes
                          doctest::Contains("key 'prune.gibbs.chains'"), Error);
 }
 
+TEST_CASE("gibbs: the draw applies the mask in the same pass; fused training is bitwise the unfused one") {
+    // gibbs_draw's w ⊙ m equals multiply()'s, bit for bit (signed zeros included), for every
+    // Hamiltonian, and the mask is the one drawn without it.
+    Context ctx(Device::cpu, 1);
+    for (GibbsHamiltonian h : {GibbsHamiltonian::unstructured, GibbsHamiltonian::kernel, GibbsHamiltonian::filter}) {
+        CAPTURE(gibbs_hamiltonian_name(h));
+        const GibbsLayerShape s{8, 6, 9};
+        GibbsParams p;
+        p.hamiltonian = h;
+        p.p = 0.7;
+        p.beta = 20.0f;
+        p.sweeps = 2;
+        const Tensor w = test::random_tensor(Shape{s.numel()}, Device::cpu, 31, -0.5f, 0.5f);
+        Tensor plain(Shape{s.numel()}, Device::cpu), mask(Shape{s.numel()}, Device::cpu), masked(Shape{s.numel()}, Device::cpu);
+        Tensor expected(Shape{s.numel()}, Device::cpu);
+        gibbs_draw(ctx, w, s, p, random_stream_key(1, 2, 3), plain);
+        gibbs_draw(ctx, w, s, p, random_stream_key(1, 2, 3), mask, &masked);
+        multiply(ctx, w, mask, expected);
+        CHECK(bitwise_equal(plain.to_host(), mask.to_host()));
+        CHECK(bitwise_equal(masked.to_host(), expected.to_host()));
+    }
+    // A layer given w ⊙ m uses it: a supplied 2·w (not w ⊙ m) shows in the output.
+    ParameterStore store;
+    Linear fc(store, "fc", 6, 3);
+    store.allocate(Device::cpu, 1);
+    const Tensor x = test::random_tensor(Shape{2, 6}, Device::cpu, 33);
+    const Tensor ones = Tensor::from_host(std::vector<float>(18, 1.0f), Shape{3, 6}, Device::cpu);
+    Tensor doubled(Shape{3, 6}, Device::cpu);
+    axpy(ctx, 2.0f, fc.weight(), doubled);
+    const std::vector<float> plain_y = fc.forward(ctx, x).to_host();
+    fc.set_weight_mask(&ones, &doubled);
+    const std::vector<float> supplied_y = fc.forward(ctx, x).to_host();
+    for (size_t i = 0; i < plain_y.size(); ++i) {
+        const float bias = fc.bias().to_host()[i % 3];
+        CHECK(supplied_y[i] - bias == doctest::Approx(2.0f * (plain_y[i] - bias)).epsilon(1e-5));
+    }
+    CHECK_THROWS_WITH_AS(fc.set_weight_mask(nullptr, &doubled), doctest::Contains("need one weight mask"), Error);
+    // Training with the fused draw ends with bitwise the weights and logits of the unfused one
+    // (the validation-time forward after the last update included: after_step drops the stale w ⊙ m).
+    const auto fused = gibbs_training_steps(Device::cpu, true, 4);
+    const auto unfused = gibbs_training_steps(Device::cpu, false, 4);
+    CHECK(bitwise_equal(fused.first, unfused.first));
+    CHECK(bitwise_equal(fused.second, unfused.second));
+    CHECK_FALSE(bitwise_equal(fused.first, gibbs_training_steps(Device::cpu, true, 3).first));  // the check can tell
+}
+
+GPU_TEST_CASE("gibbs: CUDA fused training equals the unfused one and the CPU's masks path") {
+    const auto fused = gibbs_training_steps(Device::cuda, true, 4);
+    const auto unfused = gibbs_training_steps(Device::cuda, false, 4);
+    CHECK(bitwise_equal(fused.first, unfused.first));
+    CHECK(bitwise_equal(fused.second, unfused.second));
+}
+
 GPU_TEST_CASE("gibbs: CUDA masks equal the CPU reference's for the same key") {
     struct Case {
         GibbsHamiltonian h;
@@ -360,6 +455,7 @@ GPU_TEST_CASE("gibbs: CUDA masks equal the CPU reference's for the same key") {
     };
     for (const Case& cs : {Case{GibbsHamiltonian::unstructured, {64, 32, 9}, 30.0f, 0.0f},
                            Case{GibbsHamiltonian::unstructured, {1000, 1, 1}, 1e30f, 0.0f},
+                           Case{GibbsHamiltonian::unstructured, {7, 5, 3}, 50.0f, 0.0f},  // 105: a partial last block
                            Case{GibbsHamiltonian::kernel, {16, 8, 9}, 20.0f, 0.01f},
                            Case{GibbsHamiltonian::kernel, {8, 4, 1}, 5.0f, 0.01f},
                            Case{GibbsHamiltonian::filter, {8, 6, 9}, 0.05f, 1.0f},
@@ -379,10 +475,24 @@ GPU_TEST_CASE("gibbs: CUDA masks equal the CPU reference's for the same key") {
         Context ctx(Device::cuda, 1);
         Tensor wd = Tensor::from_host(w, Shape{cs.s.numel()}, Device::cuda);
         Tensor md(Shape{cs.s.numel()}, Device::cuda);
-        gibbs_draw(ctx, wd, cs.s, p, key, md);
+        Tensor masked(Shape{cs.s.numel()}, Device::cuda);
+        gibbs_draw(ctx, wd, cs.s, p, key, md, &masked);
         const std::vector<float> gpu_mask = md.to_host();
         int64_t differ = 0;
         for (size_t i = 0; i < w.size(); ++i) differ += cpu_mask[i] != gpu_mask[i];
         CHECK(differ == 0);
+        std::vector<float> cpu_masked(w.size());
+        for (size_t i = 0; i < w.size(); ++i) cpu_masked[i] = w[i] * cpu_mask[i];
+        CHECK(bitwise_equal(masked.to_host(), cpu_masked));
+        if (cs.h != GibbsHamiltonian::unstructured) continue;
+        // Views one float off 16-byte alignment take the scalar kernel instead of the float4 one.
+        std::vector<float> shifted(w.size() + 1, 0.0f);
+        std::copy(w.begin(), w.end(), shifted.begin() + 1);
+        Tensor w_buffer = Tensor::from_host(shifted, Shape{cs.s.numel() + 1}, Device::cuda);
+        Tensor m_buffer(Shape{cs.s.numel() + 1}, Device::cuda);
+        Tensor w_view = Tensor::view(w_buffer.data() + 1, Shape{cs.s.numel()}, Device::cuda);
+        Tensor m_view = Tensor::view(m_buffer.data() + 1, Shape{cs.s.numel()}, Device::cuda);
+        gibbs_draw(ctx, w_view, cs.s, p, key, m_view);
+        CHECK(bitwise_equal(m_view.to_host(), cpu_mask));
     }
 }

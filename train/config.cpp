@@ -305,6 +305,7 @@ void read_gibbs_section(Section& gibbs, GibbsConfig& g) {
     gibbs.require_range("chain_beta_ratio", g.chain_beta_ratio, 1.0, 1e6);
     gibbs.read("chain_images", g.chain_images);
     gibbs.require_range<int64_t>("chain_images", g.chain_images, 0, INT64_MAX);
+    gibbs.read("fused_apply", g.fused_apply);
 }
 
 // [prune.rl]: the constrained RL pruning keys (METHODS.md §4).
@@ -536,7 +537,7 @@ toml::table gibbs_table(const GibbsConfig& g) {
     return toml::table{{"p", g.p}, {"beta_start", g.beta_start}, {"beta_end", g.beta_end},
                        {"anneal_epochs", g.anneal_epochs}, {"kernel_coupling", g.kernel_coupling},
                        {"filter_coupling", g.filter_coupling}, {"sweeps", g.sweeps}, {"chains", g.chains},
-                       {"chain_beta_ratio", g.chain_beta_ratio}, {"chain_images", g.chain_images}};
+                       {"chain_beta_ratio", g.chain_beta_ratio}, {"chain_images", g.chain_images}, {"fused_apply", g.fused_apply}};
 }
 
 toml::table rl_table(const ConstrainedRlConfig& r) {

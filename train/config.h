@@ -66,6 +66,9 @@ struct GibbsConfig {
     int64_t chains = 1;
     double chain_beta_ratio = 1.0;
     int64_t chain_images = 0;
+    // The unstructured draw also writes w ⊙ m for the layers (one chain; same training bit for
+    // bit); false: the layers multiply the weights by the mask in every forward.
+    bool fused_apply = true;
 };
 
 // [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).

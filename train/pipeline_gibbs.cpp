@@ -16,6 +16,7 @@ public:
     void before_step(Context& ctx, Model&, const Tensor& images, const Tensor& labels, int64_t epoch) override {
         sampler_.before_step(ctx, images, labels, epoch);
     }
+    void after_step(Context& ctx, Model&) override { sampler_.after_step(ctx); }
     json end_epoch(Context& ctx) override { return sampler_.epoch_log(ctx); }
     void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const override {
         sampler_.save(tensors, meta);
@@ -39,6 +40,7 @@ GibbsOptions gibbs_options(const ExperimentConfig& c) {
     o.chains = g.chains;
     o.chain_beta_ratio = g.chain_beta_ratio;
     o.chain_images = g.chain_images;
+    o.fused_apply = g.fused_apply;
     SP_REQUIRE(g.chains == 1 || c.prune.energy != "ising",
                c.source << ": key 'prune.energy': the Gibbs chains are scored on the batch (margin, cross-entropy "
                            "or error), not \"ising\"");

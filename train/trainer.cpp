@@ -503,6 +503,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                 if (states_before_step.defined()) store.states().copy_from(states_before_step);
                 if (!options.quiet) std::printf("%s%s: skipped\n", tty ? "\n" : "", what.str().c_str());
             }
+            if (hook) hook->after_step(ctx, model);
             progress.cursor = loader.cursor();
             if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
             if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {

@@ -82,6 +82,8 @@ class PhaseHook {
 public:
     virtual ~PhaseHook() = default;
     virtual void before_step(Context& ctx, Model& model, const Tensor& images, const Tensor& labels, int64_t epoch) = 0;
+    // After the step's optimizer update (or its skip): the weights may have changed.
+    virtual void after_step(Context& ctx, Model& model) {}
     // Extra fields of the epoch's metrics record.
     virtual nlohmann::json end_epoch(Context& ctx) { return nlohmann::json::object(); }
     // Its state in the phase checkpoint, so a resumed phase continues the same search.

@@ -18,7 +18,7 @@ void LayerMasks::set_output(const Tensor* mask) {
     output_ = mask;
 }
 
-void LayerMasks::set_weight(const Tensor* mask, const Shape& weight_shape) {
+void LayerMasks::set_weight(const Tensor* mask, const Shape& weight_shape, const Tensor* masked) {
     weight_members_ = 1;
     if (mask && mask->shape() != weight_shape) {
         // A population: P masks stacked along the output axis, (P·K, ...).
@@ -28,7 +28,10 @@ void LayerMasks::set_weight(const Tensor* mask, const Shape& weight_shape) {
                                    << weight_shape.str() << " or P of them stacked along the first axis");
         weight_members_ = mask->dim(0) / weight_shape[0];
     }
+    SP_REQUIRE(!masked || (mask && weight_members_ == 1 && masked->shape() == weight_shape),
+               layer_ << ": masked weights " << masked->shape().str() << " need one weight mask of shape " << weight_shape.str());
     weight_ = mask;
+    supplied_masked_ = masked;
 }
 
 void LayerMasks::check_batch(const Shape& input) const {
@@ -42,6 +45,7 @@ const Tensor& LayerMasks::forward_weight(Context& ctx, const Tensor& w, const Sh
     SP_REQUIRE(weight_members_ == 1, layer_ << ": a population of weight masks takes population_forward");
     weight_used_ = weight_ != nullptr;
     if (!weight_used_) return w;
+    if (supplied_masked_) return *supplied_masked_;
     ensure_shape(masked_weight_, w.shape(), ctx.device());
     multiply(ctx, w, *weight_, masked_weight_);
     return masked_weight_;
@@ -110,8 +114,8 @@ Conv2d::Conv2d(ParameterStore& store, std::string name, int64_t in_channels, int
     if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_channels}, Init::fan_in_uniform, fan_in);
 }
 
-void Conv2d::set_weight_mask(const Tensor* mask) {
-    masks_.set_weight(mask, Shape{out_channels_, in_channels_ / groups_, kernel_, kernel_});
+void Conv2d::set_weight_mask(const Tensor* mask, const Tensor* masked_weight) {
+    masks_.set_weight(mask, Shape{out_channels_, in_channels_ / groups_, kernel_, kernel_}, masked_weight);
 }
 
 Tensor Conv2d::weight() const { return store_.value(weight_index_); }
@@ -199,7 +203,9 @@ Linear::Linear(ParameterStore& store, std::string name, int64_t in_features, int
     if (bias) bias_index_ = store_.add_parameter(name_ + ".bias", Shape{out_features}, Init::fan_in_uniform, in_features);
 }
 
-void Linear::set_weight_mask(const Tensor* mask) { masks_.set_weight(mask, Shape{out_features_, in_features_}); }
+void Linear::set_weight_mask(const Tensor* mask, const Tensor* masked_weight) {
+    masks_.set_weight(mask, Shape{out_features_, in_features_}, masked_weight);
+}
 
 Tensor Linear::weight() const { return store_.value(weight_index_); }
 Tensor Linear::weight_grad() const { return store_.grad(weight_index_); }
