@@ -320,7 +320,18 @@ GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
                                           << ", chain_images = " << options_.chain_images
                                           << "; expected chains >= 1, chain_beta_ratio >= 1, chain_images >= 0");
     if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
-    if (fused()) masked_weights_ = Tensor(Shape{space_.size()}, ctx.device());
+    if (fused()) {
+        constexpr int64_t kAlign = 64;  // floats
+        std::vector<int64_t> offsets;
+        int64_t total = 0;
+        for (const MaskSegment& seg : space_.segments()) {
+            offsets.push_back(total);
+            total += (seg.size + kAlign - 1) / kAlign * kAlign;
+        }
+        masked_buffer_ = Tensor(Shape{total}, ctx.device());
+        for (size_t l = 0; l < offsets.size(); ++l)
+            masked_weights_.push_back(Tensor::view(masked_buffer_.data() + offsets[l], Shape{space_.segments()[l].size}, ctx.device()));
+    }
     if (options_.chains > 1) {
         PopulationOptions po;
         po.energy = options_.chain_energy;
@@ -342,15 +353,15 @@ GibbsParams GibbsTraining::params_at(double beta) const {
     return p;
 }
 
-void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units, Tensor* masked) {
+void GibbsTraining::draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units,
+                             std::vector<Tensor>* masked) {
     const GibbsParams p = params_at(beta);
     for (size_t l = 0; l < space_.segments().size(); ++l) {
         const MaskSegment& seg = space_.segments()[l];
         const LayerWiring& w = wiring_of(model_, seg);
         Tensor mask = Tensor::view(units.data() + seg.offset, Shape{seg.size}, ctx.device());
-        Tensor masked_of_layer = masked ? Tensor::view(masked->data() + seg.offset, Shape{seg.size}, ctx.device()) : Tensor();
         gibbs_draw(ctx, layer_weight(w), layer_shape(w), p, random_stream_key(options_.seed, purpose + l, step), mask,
-                   masked ? &masked_of_layer : nullptr);
+                   masked ? &(*masked)[l] : nullptr);
     }
 }
 

@@ -145,7 +145,8 @@ private:
     GibbsParams params_at(double beta) const;
     // Every layer's mask into `units` (D) with the streams (seed, purpose + layer, step), and
     // w ⊙ m into `masked` (D) unless it is null.
-    void draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units, Tensor* masked = nullptr);
+    void draw_all(Context& ctx, double beta, uint64_t purpose, uint64_t step, Tensor& units,
+                  std::vector<Tensor>* masked = nullptr);
     bool fused() const { return options_.fused_apply && options_.chains == 1; }
     // chains > 1: every chain's draw into population_, scored; the lowest-energy one into `units`.
     void draw_best_chain(Context& ctx, const Tensor& images, const Tensor& labels, Tensor& units);
@@ -156,7 +157,10 @@ private:
     std::unique_ptr<MaskSpace> space_ptr_;
     MaskSpace& space_;
     Tensor units_[2];  // ping-pong: the current and the previous step's masks (D)
-    Tensor masked_weights_;  // fused(): the step's w ⊙ m (D)
+    // fused(): the step's w ⊙ m, one view per layer into one buffer at 256-byte aligned offsets
+    // (the layers hand it to cuDNN / cuBLAS as their weights).
+    Tensor masked_buffer_;
+    std::vector<Tensor> masked_weights_;
     int current_ = 0;
     bool drawn_ = false;
     double beta_ = 0;

@@ -106,7 +106,7 @@ MaskSpace::~MaskSpace() {
     }
 }
 
-void MaskSpace::attach(Context& ctx, const Tensor& units, const Tensor* masked_weights) {
+void MaskSpace::attach(Context& ctx, const Tensor& units, const std::vector<Tensor>* masked_weights) {
     SP_REQUIRE(units.device() == ctx.device(), "MaskSpace::attach: units on " << device_name(units.device())
                                                                             << ", context on " << device_name(ctx.device()));
     const bool population = units.rank() == 2;
@@ -114,10 +114,12 @@ void MaskSpace::attach(Context& ctx, const Tensor& units, const Tensor* masked_w
                "MaskSpace::attach: units " << units.shape().str() << ", expected (" << size_ << ") or (P, " << size_
                                            << ")");
     const int64_t members = population ? units.dim(0) : 1;
-    SP_REQUIRE(!masked_weights || (options_.granularity == Granularity::weight && !population &&
-                                   masked_weights->numel() == size_ && masked_weights->device() == ctx.device()),
-               "MaskSpace::attach: masked weights need weight granularity, one state and " << size_
-                                                                                           << " values on the context's device");
+    bool masked_ok = !masked_weights || (options_.granularity == Granularity::weight && !population &&
+                                         masked_weights->size() == segments_.size());
+    for (size_t s = 0; masked_ok && masked_weights && s < segments_.size(); ++s)
+        masked_ok = (*masked_weights)[s].numel() == segments_[s].size && (*masked_weights)[s].device() == ctx.device();
+    SP_REQUIRE(masked_ok, "MaskSpace::attach: masked weights need weight granularity, one state and one tensor per "
+                          "segment of its size on the context's device");
     detach();
     const auto& wiring = model_.wiring();
     float* base = const_cast<float*>(units.data());  // views only read: the layers take const masks
@@ -140,8 +142,10 @@ void MaskSpace::attach(Context& ctx, const Tensor& units, const Tensor* masked_w
             const int64_t per_unit = options_.granularity == Granularity::kernel ? w.conv->kernel() * w.conv->kernel() : 1;
             if (members == 1 && per_unit == 1) {
                 expanded_.push_back(Tensor::view(base + seg.offset, shape, ctx.device()));
-                if (masked_weights)
-                    masked_views_.push_back(Tensor::view(const_cast<float*>(masked_weights->data()) + seg.offset, shape, ctx.device()));
+                if (masked_weights) {  // segment s's: the views are pushed in segment order
+                    const Tensor& masked = (*masked_weights)[masked_views_.size()];
+                    masked_views_.push_back(Tensor::view(const_cast<float*>(masked.data()), shape, ctx.device()));
+                }
                 continue;
             }
             // A population stacks its members' masks along the output axis: (P·K, C/g, R, S).

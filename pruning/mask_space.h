@@ -60,9 +60,9 @@ public:
     // out member-major (rows [p·B, (p+1)·B) belong to member p); a population of weight or
     // kernel masks is for evaluation only (no backward). Valid until detach(), another
     // attach(), or the death of `units`. `masked_weights` (weight granularity, one state only):
-    // every segment's w ⊙ mask laid out like `units`, used by the layers instead of forming it
-    // (valid while the weights stay as they were when it was computed).
-    void attach(Context& ctx, const Tensor& units, const Tensor* masked_weights = nullptr);
+    // every segment's w ⊙ mask (its size() values, on the device), used by the layers instead of
+    // forming it (valid while the weights stay as they were when it was computed).
+    void attach(Context& ctx, const Tensor& units, const std::vector<Tensor>* masked_weights = nullptr);
     void detach();
     int64_t attached_members() const { return attached_members_; }  // 0 when detached
 
@@ -84,7 +84,7 @@ private:
     int64_t size_ = 0;
     int64_t attached_members_ = 0;
     std::vector<Tensor> expanded_;  // per-layer masks built by attach() when views do not do
-    std::vector<Tensor> masked_views_;  // per-layer views of attach()'s masked_weights
+    std::vector<Tensor> masked_views_;  // attach()'s masked_weights in the layers' weight shapes
 };
 
 }  // namespace sp
