@@ -84,8 +84,10 @@ TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights
         const bool resume = std::filesystem::exists(killed + "/config.toml");
         pid_t pid = start(args(killed, resume));
         if (attempt == 2) {
-            // Wait for a checkpoint write in progress (its temporary file), then kill.
-            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            // Wait for a checkpoint write in progress (its temporary file), then kill. The wait ends
+            // at the first write; its limit only has to outlast a start and an epoch on a loaded
+            // 2-core machine under the sanitizers (20 s did not, once, with a build running beside it).
+            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
             while (!has_temporary(killed) && std::chrono::steady_clock::now() < until)
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             during_write += has_temporary(killed);
