@@ -189,11 +189,19 @@ TEST_CASE("fuzz regression: non-ASCII text outside strings and comments is refus
           std::string::npos);
     CHECK(error("t\xC2\xA7" "1 = 2\n").find("u.toml:1: a non-ASCII character") != std::string::npos);
     CHECK(error("a = 90x\"N\xD2\x90\"\n").find("u.toml:1: a non-ASCII character") != std::string::npos);  // no string start
+    // A second `=` inside a value opens no string either (fuzz find of session 4).
+    CHECK(error("o=0-0='00\xEF\xBB\xBF" "0000\n").find("u.toml:1: a non-ASCII character") != std::string::npos);
+    CHECK(error("o = { a = 1, b = [1, 2] }=\"\xC2\xA7\"\n").find("u.toml:1: a non-ASCII character") != std::string::npos);
+    CHECK(error("t = 06:00:06.\"\"\"S\xC2\xA7\"\"\"\n").find("u.toml:1: a non-ASCII character") != std::string::npos);
     CHECK(error("name = \"\"\"a \\\n  \xC2\xA7\"\"\"\n").find("after a backslash") != std::string::npos);
     CHECK(error("", {"train.lr=\xC2\xA7"}).find("--set 'train.lr=") != std::string::npos);
+    CHECK(error("", {"train.lr=00='00\xEF\xBB\x85"}).find("--set 'train.lr=") != std::string::npos);  // a value's `=`
+    CHECK(error(std::string("a = \0\"e\xEF\xBB\xBE\"\n", 11)).find("u.toml:1: a non-ASCII character") != std::string::npos);  // after NUL
     // Allowed: a byte-order mark, and any UTF-8 in comments, strings and quoted keys.
     const ExperimentConfig ok = parse_config("\xEF\xBB\xBF# METHODS.md \xC2\xA7" "1, caf\xC3\xA9\nname = \"r\xC3\xA9sum\xC3\xA9 \xC2\xA7" "1\"\n"
-                                             "seed = 7 # \xE2\x86\x92 the paper's\n", "bom.toml");
+                                             "seed = 7 # \xE2\x86\x92 the paper's\n"
+                                             "[model]\nwidths = { \"caf\xC3\xA9\" = 2, 'b' = 3 }\n", "bom.toml");
+    CHECK(ok.model.widths.at("caf\xC3\xA9") == 2);  // quoted keys after `{` and `,` (the model check comes later)
     CHECK(ok.seed == 7);
     CHECK(ok.name == "r\xC3\xA9sum\xC3\xA9 \xC2\xA7" "1");
 }

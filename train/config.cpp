@@ -143,13 +143,21 @@ private:
 // allows no non-ASCII character at all — outside strings and comments, including inside a
 // malformed bare value such as `1x"é"` — and after the line-ending backslash of a multi-line
 // basic string. Those places are checked here first, with an error naming the line; strings and
-// comments keep any UTF-8 text. A quote opens a string only where one may start (after `=`, `[`,
-// `{`, `,`, `.` or at the start of a line), so a quote inside a malformed bare value does not.
+// comments keep any UTF-8 text. A quote opens a string only where one may start (after a key's
+// `=`, `[`, `{`, `,`, a dotted key's `.` or at the start of a line), so a quote inside a malformed
+// bare value — after a second `=` or a time's `.` too, as in `o=0-0='…` — does not.
 void refuse_misplaced_non_ascii(const std::string& text, const std::string& source) {
     enum class State { code, comment, basic, multi_basic, literal, multi_literal };
     State state = State::code;
     int line = 1;
     char before = '\n';  // in code: the last character other than a space or tab
+    // Whether the next `=` separates a key from its value: at the start of a line outside arrays
+    // and inline tables, and after an inline table's `{` or `,`. Another `=` opens no string.
+    bool expect_key = true;
+    std::vector<char> nesting;  // the open value brackets, '[' and '{'
+    auto newline = [&] {
+        if (nesting.empty()) expect_key = true;
+    };
     auto starts = [&](size_t i, const char* token) { return text.compare(i, std::strlen(token), token) == 0; };
     auto refuse = [&](const char* where) {
         SP_REQUIRE(false, source << ":" << line << ": a non-ASCII character " << where
@@ -158,6 +166,7 @@ void refuse_misplaced_non_ascii(const std::string& text, const std::string& sour
     auto back_to_code = [&](char last) {
         state = State::code;
         before = last;
+        if (last == '\n') newline();
     };
     size_t i = starts(0, "\xEF\xBB\xBF") ? 3 : 0;  // a byte-order mark
     for (; i < text.size(); ++i) {
@@ -165,14 +174,32 @@ void refuse_misplaced_non_ascii(const std::string& text, const std::string& sour
         if (c == '\n') ++line;
         switch (state) {
             case State::code: {
-                const bool string_may_start = std::strchr("\n=[{,.", before) != nullptr;
+                // (before != 0: strchr would find the terminator of its own string)
+                const bool string_may_start = before != '\0' && std::strchr("\n=[{,.", before) != nullptr;
                 if (c == '#') state = State::comment;
                 else if (string_may_start && starts(i, "\"\"\"")) state = State::multi_basic, i += 2;
                 else if (string_may_start && starts(i, "'''")) state = State::multi_literal, i += 2;
                 else if (string_may_start && c == '"') state = State::basic;
                 else if (string_may_start && c == '\'') state = State::literal;
                 else if (static_cast<unsigned char>(c) >= 0x80) refuse("outside a string or comment");
-                if (c != ' ' && c != '\t' && c != '\r') before = c;
+                char last = c;
+                if (c == '\n') {
+                    newline();
+                } else if (c == '=') {
+                    if (!expect_key) last = 'v';  // inside a value: no string may start after it
+                    expect_key = false;
+                } else if (c == '.' && !expect_key) {
+                    last = 'v';  // a float's or a time's point, not a dotted key's
+                } else if (c == '{' || (c == '[' && !expect_key)) {  // not a table header's '['
+                    nesting.push_back(c);
+                    expect_key = c == '{';
+                } else if ((c == '}' || c == ']') && !nesting.empty() && nesting.back() == (c == '}' ? '{' : '[')) {
+                    nesting.pop_back();
+                    expect_key = false;
+                } else if (c == ',' && !nesting.empty() && nesting.back() == '{') {
+                    expect_key = true;
+                }
+                if (state == State::code && c != ' ' && c != '\t' && c != '\r') before = last;
                 break;
             }
             case State::comment:
@@ -214,10 +241,11 @@ void apply_override(toml::table& root, const std::string& override_text) {
     SP_REQUIRE(eq != std::string::npos && eq > 0,
                "--set '" << override_text << "': expected section.key=value (a TOML value)");
     std::string path = override_text.substr(0, eq), value = override_text.substr(eq + 1);
-    refuse_misplaced_non_ascii(value, "--set '" + override_text + "'");
+    const std::string assignment = "v = " + value;  // checked as toml++ will read it: as a value
+    refuse_misplaced_non_ascii(assignment, "--set '" + override_text + "'");
     toml::table parsed;
     try {
-        parsed = toml::parse("v = " + value);
+        parsed = toml::parse(assignment);
     } catch (const toml::parse_error& e) {
         fail("--set '" + override_text + "': the value is not TOML (strings need quotes): " + std::string(e.description()),
              __FILE__, __LINE__);
