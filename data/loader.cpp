@@ -71,12 +71,21 @@ Batch BatchLoader::next() {
     const int64_t c = data_.channels(), h = data_.height(), w = data_.width();
     const int64_t per_image = c * h * w;
 
-    // Gather on the host.
-    Tensor images(Shape{count, c, h, w}, Device::cpu);  // (B, C, H, W)
+    // Gather on the host: for a CUDA loader straight into pinned memory, from which the upload
+    // is queued without a staging copy by the driver.
+    const int64_t floats = count * per_image;
+    float* gathered = nullptr;
+    Tensor host_images;
+    if (options_.device == Device::cpu) {
+        host_images = Tensor(Shape{count, c, h, w}, Device::cpu);
+        gathered = host_images.data();
+    } else {
+        gathered = static_cast<float*>(staging_.host(static_cast<size_t>(floats) * sizeof(float)));
+    }
     std::vector<float> labels(static_cast<size_t>(count));
     for (int64_t k = 0; k < count; ++k) {
         const int64_t i = order_[static_cast<size_t>(begin + k)];
-        std::memcpy(images.data() + k * per_image, data_.images.data() + i * per_image,
+        std::memcpy(gathered + k * per_image, data_.images.data() + i * per_image,
                     static_cast<size_t>(per_image) * sizeof(float));
         labels[static_cast<size_t>(k)] = static_cast<float>(data_.labels[static_cast<size_t>(i)]);
     }
@@ -85,14 +94,16 @@ Batch BatchLoader::next() {
     batch.epoch = cursor_.epoch;
     batch.index = cursor_.batch;
     batch.labels = Tensor::from_host(labels, Shape{count}, options_.device);  // (B)
-    // Host->device copies go through the legacy default stream, which Context's blocking streams
-    // wait for; `staged` is freed with cudaFree, which waits for the kernel that reads it.
-    Tensor staged = options_.device == Device::cpu ? std::move(images) : images.to(options_.device);
+    Tensor staged = std::move(host_images);  // (B, C, H, W) on the loader's device
+    if (options_.device != Device::cpu) {
+        staged = Tensor(Shape{count, c, h, w}, options_.device);
+        staging_.upload(staged.data(), static_cast<size_t>(floats) * sizeof(float));
+    }
     if (options_.augment.enabled() || options_.normalization.enabled()) {
         batch.images = Tensor(staged.shape(), options_.device);
         const bool norm = options_.normalization.enabled();
         transform_batch(staged, batch.images, options_.augment, augment_key(cursor_), norm ? &mean_ : nullptr,
-                        norm ? &std_ : nullptr, options_.stream);
+                        norm ? &std_ : nullptr);
     } else {
         batch.images = std::move(staged);
     }

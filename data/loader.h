@@ -3,13 +3,12 @@
 // restored so a resumed run continues with the same next batch.
 #pragma once
 
-#include <cuda_runtime.h>
-
 #include <cstdint>
 #include <vector>
 
 #include "data/dataset.h"
 #include "data/transforms.h"
+#include "nn/device_memory.h"
 #include "nn/tensor.h"
 
 namespace sp {
@@ -22,9 +21,6 @@ struct LoaderOptions {
     AugmentOptions augment;   // none by default; cifar_augment() for CIFAR training
     Normalization normalization;  // none by default
     Device device = Device::cpu;
-    // CUDA stream for the augmentation kernel (legacy default when null). It must be a blocking
-    // stream (as Context::stream() is): it then waits for the host->device copies of the batch.
-    cudaStream_t stream = nullptr;
 };
 
 struct Batch {
@@ -69,6 +65,7 @@ private:
     int64_t cached_epoch_ = -1;
     std::vector<int64_t> order_;  // epoch_order(cached_epoch_)
     Tensor mean_, std_;           // (C) normalisation on options_.device
+    device_memory::UploadStaging staging_;  // pinned host memory the CUDA batches are gathered in
 };
 
 }  // namespace sp

@@ -6,6 +6,7 @@
 
 #include "kernels/augment.h"
 #include "kernels/check.h"
+#include "nn/cuda/stream.h"
 
 namespace sp {
 
@@ -77,14 +78,14 @@ void transform_batch_cpu(const Tensor& x, Tensor& y, const AugmentOptions& augme
 }
 
 void transform_batch(const Tensor& x, Tensor& y, const AugmentOptions& augment, uint64_t key, const Tensor* mean,
-                     const Tensor* std, cudaStream_t stream) {
+                     const Tensor* std) {
     if (x.device() == Device::cpu) {
         transform_batch_cpu(x, y, augment, key, mean, std);
         return;
     }
     check_args(x, y, augment, mean, std);
     kernels::augment_batch(x.data(), y.data(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), augment.pad, augment.flip,
-                           key, mean ? mean->data() : nullptr, std ? std->data() : nullptr, stream);
+                           key, mean ? mean->data() : nullptr, std ? std->data() : nullptr, device_stream());
 }
 
 }  // namespace sp

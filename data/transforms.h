@@ -2,8 +2,6 @@
 // flip augmentation, on the CPU or (same numbers) with the CUDA kernel of kernels/augment.cu.
 #pragma once
 
-#include <cuda_runtime.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -33,9 +31,9 @@ inline AugmentOptions cifar_augment() { return {4, true}; }
 // y (B, C, H, W) = normalise(augment(x (B, C, H, W))). Image i of the batch draws its crop
 // offsets and flip from Philox stream `key` (kernels::augment_draw), so the CPU and CUDA paths
 // give identical batches for the same key. x and y live on the same device and do not overlap;
-// mean/std are (C) tensors on that device, or both null. CUDA work is queued on `stream`.
+// mean/std are (C) tensors on that device, or both null. CUDA work is queued on the device stream.
 void transform_batch(const Tensor& x, Tensor& y, const AugmentOptions& augment, uint64_t key, const Tensor* mean,
-                     const Tensor* std, cudaStream_t stream = nullptr);
+                     const Tensor* std);
 
 // The CPU implementation (called by transform_batch for host tensors).
 void transform_batch_cpu(const Tensor& x, Tensor& y, const AugmentOptions& augment, uint64_t key,

@@ -3,12 +3,6 @@
 
 namespace sp {
 
-[[noreturn]] void fail(const std::string& what, const char* file, int line) {
-    std::ostringstream out;
-    out << what << " (" << file << ":" << line << ")";
-    throw Error(out.str());
-}
-
 bool debug_sync_enabled() {
 #ifdef SP_DEBUG_SYNC
     return true;
@@ -19,10 +13,13 @@ bool debug_sync_enabled() {
 
 namespace {
 
+// `out_of_memory`: the status says an allocation failed (sp::OutOfMemory, which callers may
+// answer by asking for less).
 [[noreturn]] void fail_call(const char* library, const char* expr, const std::string& message,
-                            long code, const char* file, int line) {
+                            long code, const char* file, int line, bool out_of_memory = false) {
     std::ostringstream out;
     out << library << " error " << code << " (" << message << ") in `" << expr << "`";
+    if (out_of_memory) fail_out_of_memory(out.str(), file, line);
     fail(out.str(), file, line);
 }
 
@@ -83,23 +80,39 @@ const char* cusolver_message(cusolverStatus_t s) {
 }  // namespace
 
 void check_status(cudaError_t s, const char* expr, const char* file, int line) {
+    if (s == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();  // not a sticky error: clear it so the caller can retry with less
+        fail_call("CUDA", expr, cudaGetErrorString(s), s, file, line, true);
+    }
     if (s != cudaSuccess) fail_call("CUDA", expr, cudaGetErrorString(s), s, file, line);
     maybe_sync(expr, file, line);
 }
 void check_status(cudnnStatus_t s, const char* expr, const char* file, int line) {
-    if (s != CUDNN_STATUS_SUCCESS) fail_call("cuDNN", expr, cudnnGetErrorString(s), s, file, line);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        // cuDNN 9 keeps a detailed reason for the last failure beside the status' name.
+        char detail[512] = {};
+        cudnnGetLastErrorString(detail, sizeof detail);
+        std::string message = cudnnGetErrorString(s);
+        if (detail[0]) message += std::string("; ") + detail;
+        fail_call("cuDNN", expr, message, s, file, line,
+                  s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+                      s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED);
+    }
     maybe_sync(expr, file, line);
 }
 void check_status(cublasStatus_t s, const char* expr, const char* file, int line) {
-    if (s != CUBLAS_STATUS_SUCCESS) fail_call("cuBLAS", expr, cublas_message(s), s, file, line);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        fail_call("cuBLAS", expr, cublas_message(s), s, file, line, s == CUBLAS_STATUS_ALLOC_FAILED);
     maybe_sync(expr, file, line);
 }
 void check_status(curandStatus_t s, const char* expr, const char* file, int line) {
-    if (s != CURAND_STATUS_SUCCESS) fail_call("cuRAND", expr, curand_message(s), s, file, line);
+    if (s != CURAND_STATUS_SUCCESS)
+        fail_call("cuRAND", expr, curand_message(s), s, file, line, s == CURAND_STATUS_ALLOCATION_FAILED);
     maybe_sync(expr, file, line);
 }
 void check_status(cusolverStatus_t s, const char* expr, const char* file, int line) {
-    if (s != CUSOLVER_STATUS_SUCCESS) fail_call("cuSOLVER", expr, cusolver_message(s), s, file, line);
+    if (s != CUSOLVER_STATUS_SUCCESS)
+        fail_call("cuSOLVER", expr, cusolver_message(s), s, file, line, s == CUSOLVER_STATUS_ALLOC_FAILED);
     maybe_sync(expr, file, line);
 }
 void check_launch(const char* kernel, const char* file, int line) {

@@ -1,6 +1,6 @@
 // One checking mechanism for every status type the project touches (CUDA, cuDNN, cuBLAS,
-// cuRAND, cuSOLVER) plus precondition checks: each failure throws sp::Error naming the
-// expression, file, line and the library's own message.
+// cuRAND, cuSOLVER): each failure throws sp::Error naming the expression, file, line and the
+// library's own message (sp::OutOfMemory for a failed allocation). Preconditions: error.h.
 #pragma once
 
 #include <cublas_v2.h>
@@ -9,17 +9,9 @@
 #include <curand.h>
 #include <cusolver_common.h>
 
-#include <sstream>
-#include <stdexcept>
-#include <string>
+#include "kernels/error.h"
 
 namespace sp {
-
-struct Error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void fail(const std::string& what, const char* file, int line);
 
 // True when built with DEBUG=1: every check then also synchronises the device so an
 // asynchronous error is reported at the call that caused it.
@@ -37,13 +29,3 @@ void check_launch(const char* kernel, const char* file, int line);
 #define SP_CHECK(expr) ::sp::check_status((expr), #expr, __FILE__, __LINE__)
 // After every kernel launch: reports launch-configuration errors (and, in DEBUG, faults).
 #define SP_CHECK_LAUNCH(kernel_name) ::sp::check_launch(kernel_name, __FILE__, __LINE__)
-
-// Precondition on arguments: SP_REQUIRE(x.dim(1) == w.dim(1), "conv2d: input channels " << ...)
-#define SP_REQUIRE(cond, message)                                         \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            std::ostringstream sp_require_stream_;                        \
-            sp_require_stream_ << message;                                \
-            ::sp::fail(sp_require_stream_.str(), __FILE__, __LINE__);     \
-        }                                                                 \
-    } while (0)

@@ -1,5 +1,5 @@
-// Move-only RAII memory on the host or a CUDA device, explicit copies between devices, and a
-// count of the bytes each device has allocated through it.
+// Move-only RAII memory on the host or a CUDA device, explicit copies between devices, a count
+// of the bytes each device has allocated through it, and an optional limit on that count.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@ namespace sp {
 class Buffer {
 public:
     Buffer() = default;
-    Buffer(Device device, size_t bytes);  // zero-filled
+    Buffer(Device device, size_t bytes);  // zero-filled; OutOfMemory when there is no room
     ~Buffer();
     Buffer(Buffer&& other) noexcept;
     Buffer& operator=(Buffer&& other) noexcept;
@@ -26,6 +26,10 @@ public:
     // Bytes currently allocated through Buffer on a device, and the peak since start.
     static size_t live_bytes(Device device);
     static size_t peak_bytes(Device device);
+    static void reset_peak(Device device);  // peak := live, to measure one phase
+    // Allocations that would take live_bytes(device) above `bytes` throw OutOfMemory, as a full
+    // device would (0: no limit). Lets tests exercise out-of-memory paths on any machine.
+    static void set_memory_limit(Device device, size_t bytes);
 
 private:
     void release();
@@ -34,8 +38,8 @@ private:
     Device device_ = Device::cpu;
 };
 
-// Copies between any two devices. Device-side copies go through the legacy default stream,
-// which waits for work queued on the (blocking) streams that Context creates.
+// Copies between any two devices, in order with all other device work (nn/device_memory.h): a
+// copy to the host has finished when this returns.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 
 }  // namespace sp

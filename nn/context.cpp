@@ -2,35 +2,31 @@
 #include "nn/context.h"
 
 #include "kernels/check.h"
+#include "nn/cuda/stream.h"
+#include "nn/device_memory.h"
 
 namespace sp {
 
 Context::Context(Device device, uint64_t seed, bool deterministic)
     : device_(device), seed_(seed), deterministic_(deterministic) {
     if (device_ != Device::cuda) return;
-    SP_REQUIRE(cuda_available(), "context: a CUDA context was asked for but no usable GPU was found");
-    // A blocking stream: the legacy default stream (used by Tensor copies) waits for it.
-    SP_CHECK(cudaStreamCreate(&stream_));
+    SP_REQUIRE(cuda_available(),
+               "context: a CUDA context was asked for but no usable GPU was found: " << cuda_status().reason);
+    stream_ = device_stream();
     SP_CHECK(cudnnCreate(&cudnn_));
     SP_CHECK(cudnnSetStream(cudnn_, stream_));
     SP_CHECK(cublasCreate(&cublas_));
     SP_CHECK(cublasSetStream(cublas_, stream_));
     SP_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));  // exact FP32 until set_math
-    SP_CHECK(curandCreateGenerator(&curand_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
-    SP_CHECK(curandSetPseudoRandomGeneratorSeed(curand_, seed_));
-    SP_CHECK(curandSetStream(curand_, stream_));
 }
 
 Context::~Context() {
-    // Destruction must not throw: statuses are ignored here on purpose.
+    // Destruction must not throw: statuses are ignored here on purpose. The handles may still
+    // have work queued; the stream is shared and outlives every context.
+    if (stream_) cudaStreamSynchronize(stream_);
     if (cusolver_) cusolverDnDestroy(cusolver_);
-    if (curand_) curandDestroyGenerator(curand_);
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
-    if (stream_) {
-        cudaStreamSynchronize(stream_);
-        cudaStreamDestroy(stream_);
-    }
 }
 
 MathMode math_mode_from_name(const std::string& name) {
@@ -55,7 +51,6 @@ void Context::require_cuda(const char* what) const {
 cudaStream_t Context::stream() const { require_cuda("the stream"); return stream_; }
 cudnnHandle_t Context::cudnn() const { require_cuda("the cuDNN handle"); return cudnn_; }
 cublasHandle_t Context::cublas() const { require_cuda("the cuBLAS handle"); return cublas_; }
-curandGenerator_t Context::curand() const { require_cuda("the cuRAND generator"); return curand_; }
 
 cusolverDnHandle_t Context::cusolver() {
     require_cuda("the cuSOLVER handle");
@@ -68,14 +63,14 @@ cusolverDnHandle_t Context::cusolver() {
 
 void* Context::workspace(size_t bytes) {
     if (bytes > workspace_.bytes()) {
-        if (device_ == Device::cuda) synchronize();  // queued work may still read the old one
+        workspace_ = Buffer();  // release first, so the pool can hand its memory to the new block
         workspace_ = Buffer(device_, bytes);
     }
     return workspace_.data();
 }
 
 void Context::synchronize() const {
-    if (device_ == Device::cuda) SP_CHECK(cudaStreamSynchronize(stream_));
+    if (device_ == Device::cuda) device_memory::synchronize();
 }
 
 uint64_t random_stream_key(uint64_t seed, uint64_t purpose, uint64_t step) {

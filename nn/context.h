@@ -1,17 +1,17 @@
-// The execution context: the device, and on CUDA the stream, the cuDNN/cuBLAS/cuRAND handles,
+// The execution context: the device, and on CUDA the stream, the cuDNN/cuBLAS/cuSOLVER handles,
 // one growable workspace and the per-shape cache of convolution algorithms. Ops take it first.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <curand.h>
 #include <cusolverDn.h>
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "nn/buffer.h"
 
@@ -29,10 +29,23 @@ enum class MathMode { fp32, tf32 };
 MathMode math_mode_from_name(const std::string& name);  // "fp32" | "tf32"
 const char* math_mode_name(MathMode mode);
 
-// Algorithms picked for one convolution shape (cuDNN enums stored as ints) and their workspaces.
+// One cuDNN convolution algorithm with the math type it runs in (cuDNN enums stored as ints) and
+// the workspace it needs under that math type (queried when the candidate is first tried).
+struct ConvChoice {
+    int algo = 0, math = 0;
+    size_t bytes = 0;
+    bool bytes_known = false;
+};
+// One direction of one convolution shape: the usable candidates in cuDNN's order, the current
+// one, and whether it has run successfully (then it is the cached choice).
+struct ConvDirection {
+    std::vector<ConvChoice> candidates;
+    size_t current = 0;
+    bool confirmed = false;
+    ConvChoice& choice() { return candidates.at(current); }
+};
 struct ConvAlgos {
-    int forward = 0, backward_data = 0, backward_filter = 0;
-    size_t forward_bytes = 0, backward_data_bytes = 0, backward_filter_bytes = 0;
+    ConvDirection forward, backward_data, backward_filter;
 };
 
 class Context {
@@ -56,15 +69,17 @@ public:
     MathMode math() const { return math_; }
     void set_math(MathMode mode);
 
-    // CUDA only (an sp::Error on a CPU context).
+    // CUDA only (an sp::Error on a CPU context). The stream is the process's one device stream
+    // (nn/cuda/stream.h), shared by every context, so tensors move freely between contexts and
+    // memory is released in order with the work that reads it.
     cudaStream_t stream() const;
     cudnnHandle_t cudnn() const;
     cublasHandle_t cublas() const;
-    curandGenerator_t curand() const;
     // Created on first use (only the batched SVD of the feature-map scoring needs it).
     cusolverDnHandle_t cusolver();
 
-    // Scratch memory valid until the next call; grows, never shrinks.
+    // Scratch memory valid until the next call; grows, never shrinks (the old block is released
+    // in stream order, after the work queued on it).
     void* workspace(size_t bytes);
     // Per math mode: the algorithm choice depends on it.
     std::map<ConvKey, ConvAlgos>& conv_algo_cache() { return conv_algos_[static_cast<int>(math_)]; }
@@ -81,7 +96,6 @@ private:
     cudaStream_t stream_ = nullptr;
     cudnnHandle_t cudnn_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
-    curandGenerator_t curand_ = nullptr;
     cusolverDnHandle_t cusolver_ = nullptr;
     Buffer workspace_;
     MathMode math_ = MathMode::fp32;

@@ -7,17 +7,38 @@ namespace sp {
 
 const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
-bool cuda_available() {
-    static const bool available = [] {
+namespace {
+std::string runtime_error_text(const char* call, cudaError_t e) {
+    return std::string(call) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+}
+}  // namespace
+
+const CudaStatus& cuda_status() {
+    static const CudaStatus status = [] {
+        CudaStatus s;
         int count = 0;
-        // Without a driver or a GPU this returns an error status: that means "no GPU", not a failure.
-        if (cudaGetDeviceCount(&count) != cudaSuccess) {
-            cudaGetLastError();  // clear the sticky-free error so later checks start clean
-            return false;
+        cudaError_t e = cudaGetDeviceCount(&count);
+        if (e != cudaSuccess) {
+            s.reason = runtime_error_text("cudaGetDeviceCount", e);
+            (void)cudaGetLastError();  // a failed start-up leaves its status behind; later checks start clean
+            return s;
         }
-        return count > 0;
+        if (count == 0) {
+            s.reason = "the CUDA runtime sees no GPU";
+            return s;
+        }
+        // Creating the primary context is where a driver/runtime mismatch or an unusable
+        // device shows; a GPU that fails here is reported, not silently treated as absent.
+        e = cudaFree(nullptr);
+        if (e != cudaSuccess) {
+            s.reason = runtime_error_text("creating a CUDA context (cudaFree(0))", e);
+            (void)cudaGetLastError();
+            return s;
+        }
+        s.usable = true;
+        return s;
     }();
-    return available;
+    return status;
 }
 
 std::string cuda_device_name() {
@@ -34,7 +55,8 @@ Device resolve_device(const std::string& choice, std::string* explanation) {
         return Device::cpu;
     }
     if (choice == "cuda") {
-        SP_REQUIRE(cuda_available(), "--device cuda: no usable CUDA GPU found (use --device cpu or auto)");
+        SP_REQUIRE(cuda_available(), "--device cuda: no usable CUDA GPU found: " << cuda_status().reason
+                                                                                 << " (use --device cpu or auto)");
         explain("device: cuda, " + cuda_device_name() + " (as asked)");
         return Device::cuda;
     }
@@ -43,7 +65,7 @@ Device resolve_device(const std::string& choice, std::string* explanation) {
         explain("device: cuda, " + cuda_device_name() + " (auto: a usable GPU was found)");
         return Device::cuda;
     }
-    explain("device: cpu (auto: no usable CUDA GPU found)");
+    explain("device: cpu (auto: no usable CUDA GPU found: " + cuda_status().reason + ")");
     return Device::cpu;
 }
 

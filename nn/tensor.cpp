@@ -6,6 +6,7 @@
 
 #include "kernels/check.h"
 #include "kernels/kernels.h"
+#include "nn/cuda/stream.h"
 
 namespace sp {
 
@@ -73,7 +74,7 @@ void Tensor::copy_from(const Tensor& src) {
 
 void Tensor::fill(float value) {
     if (device_ == Device::cpu) std::fill(data_, data_ + numel(), value);
-    else kernels::fill(data_, static_cast<size_t>(numel()), value, /*stream=*/nullptr);
+    else kernels::fill(data_, static_cast<size_t>(numel()), value, device_stream());
 }
 
 }  // namespace sp

@@ -470,7 +470,7 @@ void GibbsTraining::save(std::vector<std::pair<std::string, Tensor>>& tensors, s
     // The draws are keyed by the step, so only the flip statistics' state is needed to continue.
     tensors.emplace_back("gibbs.units", units_[current_].to(Device::cpu));
     unsigned long long counts[2] = {host_counters_[0], host_counters_[1]};
-    if (counters_.data()) SP_CHECK(cudaMemcpy(counts, counters_.data(), sizeof counts, cudaMemcpyDeviceToHost));
+    if (counters_.data()) copy_bytes(counts, Device::cpu, counters_.data(), Device::cuda, sizeof counts);
     meta["gibbs.drawn"] = drawn_ ? "1" : "0";
     meta["gibbs.flips"] = std::to_string(counts[0]);
     meta["gibbs.kept"] = std::to_string(counts[1]);
@@ -487,7 +487,7 @@ void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
     drawn_ = ck.meta("gibbs.drawn") == "1";
     unsigned long long counts[2] = {std::stoull(ck.meta("gibbs.flips")), std::stoull(ck.meta("gibbs.kept"))};
     if (ctx.device() == Device::cuda) {
-        SP_CHECK(cudaMemcpy(counters_.data(), counts, sizeof counts, cudaMemcpyHostToDevice));
+        copy_bytes(counters_.data(), Device::cuda, counts, Device::cpu, sizeof counts);
     } else {
         host_counters_[0] = counts[0], host_counters_[1] = counts[1];
     }

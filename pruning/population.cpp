@@ -66,12 +66,6 @@ void set_evaluation_mode(Model& model, bool member_batch_statistics) {
         if (w.bn) w.bn->set_training(true);
 }
 
-bool is_out_of_memory(const Error& e) {
-    const std::string what = e.what();
-    return what.find("out of memory") != std::string::npos || what.find("ALLOC_FAILED") != std::string::npos ||
-           what.find("MemoryAllocation") != std::string::npos;
-}
-
 // The rows [begin, begin + count) of a (P, D) population as a (count, D) view.
 Tensor member_rows(const Tensor& population, int64_t begin, int64_t count) {
     const int64_t d = population.dim(1);
@@ -184,11 +178,9 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
             }
             Tensor e = elements(energies, done, m);
             evaluate_chunk(ctx, member_rows(population, done, m), b, e);
-        } catch (const Error& err) {
-            if (ctx.device() != Device::cuda || m == 1 || !is_out_of_memory(err)) throw;
-            // Out of device memory: free the replicas, clear the error state and retry with half
-            // as many members per forward.
-            (void)cudaGetLastError();  // deliberately unchecked: it returns (and clears) the failure just caught
+        } catch (const OutOfMemory&) {
+            if (m == 1) throw;
+            // Out of memory: free the replicas and retry with half as many members per forward.
             replicated_ = Tensor();
             labels_ = Tensor();
             filled = 0;
@@ -197,6 +189,7 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
         }
         done += m;
     }
+    members_per_pass_ = chunk;
     require_finite_energies(energies);
 }
 

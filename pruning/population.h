@@ -50,6 +50,8 @@ public:
                              Tensor& energies);
 
     const PopulationOptions& options() const { return options_; }
+    // Members per forward in the last evaluate(): fewer than asked for when it ran out of memory.
+    int64_t members_per_pass() const { return members_per_pass_; }
 
 private:
     // One forward of `members` (P, D) on the first members·B rows of replicated_; energies (P).
@@ -59,6 +61,7 @@ private:
     PopulationOptions options_;
     Tensor replicated_;  // (P·B, C, H, W)
     Tensor labels_;      // (P·B)
+    int64_t members_per_pass_ = 0;
 };
 
 }  // namespace sp

@@ -66,7 +66,6 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     lo.shuffle = false;
     lo.normalization = run.data.norm;
     lo.device = run.device;
-    lo.stream = run.device == Device::cuda ? run.ctx->stream() : nullptr;
     BatchLoader loader(run.data.split.train, lo);
     Batch batch = loader.next();
     const std::vector<float> scores = feature_map_scores(*run.ctx, space, batch.images, fo);

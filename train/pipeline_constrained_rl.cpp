@@ -60,7 +60,6 @@ std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
     lo.shuffle = false;
     lo.normalization = run.data.norm;
     lo.device = run.device;
-    lo.stream = run.device == Device::cuda ? run.ctx->stream() : nullptr;
     BatchLoader loader(held_out, lo);
     Batch batch = loader.next();
 

@@ -65,7 +65,7 @@ void member_energies(Context& ctx, const Tensor& logits, const Tensor& labels, E
     for (long long r : bad) {
         if (r < 0) continue;
         float label = 0.0f;
-        SP_CHECK(cudaMemcpy(&label, labels.data() + r, sizeof(float), cudaMemcpyDeviceToHost));
+        copy_bytes(&label, Device::cpu, labels.data() + r, Device::cuda, sizeof(float));
         SP_REQUIRE(false, "member_energies: row " << r << " has label " << label << ", not a class index in [0, "
                                                    << classes << ")");
     }

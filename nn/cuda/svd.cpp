@@ -27,7 +27,7 @@ struct GesvdjParams {
 
 }  // namespace
 
-void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma) {
+void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma, int64_t max_chunk) {
     const int64_t h = maps.dim(2), w = maps.dim(3), k = std::min(h, w);
     const int64_t count = maps.dim(0) * maps.dim(1);
     SP_REQUIRE(h <= kMaxBatchedSvdSide && w <= kMaxBatchedSvdSide,
@@ -56,7 +56,7 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
 
     // U and V are allocated although jobz asks for no vectors: cheap for <= 32×32 matrices.
     const int64_t per_matrix = int64_t{m} * m + int64_t{n} * n;
-    const int64_t max_chunk = std::max<int64_t>(1, (int64_t{64} << 20) / per_matrix);  // ~256 MiB of floats
+    if (max_chunk <= 0) max_chunk = std::max<int64_t>(1, (int64_t{64} << 20) / per_matrix);  // ~256 MiB of floats
     const int64_t chunk = std::min(count, max_chunk);
     Tensor u(Shape{chunk, m, m}, Device::cuda), v(Shape{chunk, n, n}, Device::cuda);
     Tensor info(Shape{chunk}, Device::cuda);  // int per matrix (same size as float)
@@ -74,9 +74,7 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
         SP_CHECK(cusolverDnSgesvdjBatched(handle, CUSOLVER_EIG_MODE_NOVECTOR, m, n,
                                           a.data() + first * int64_t{m} * n, m, sigma.data() + first * k, u.data(),
                                           m, v.data(), n, work.data(), lwork, d_info, solver.params, batch));
-        SP_CHECK(cudaMemcpyAsync(host_info.data(), d_info, static_cast<size_t>(batch) * sizeof(int),
-                                 cudaMemcpyDeviceToHost, ctx.stream()));
-        SP_CHECK(cudaStreamSynchronize(ctx.stream()));
+        copy_bytes(host_info.data(), Device::cpu, d_info, Device::cuda, static_cast<size_t>(batch) * sizeof(int));
         for (int i = 0; i < batch; ++i)
             SP_REQUIRE(host_info[static_cast<size_t>(i)] == 0,
                        "map_singular_values (cuda): gesvdjBatched info " << host_info[static_cast<size_t>(i)]
