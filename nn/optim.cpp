@@ -6,7 +6,7 @@
 namespace sp {
 
 void Optimizer::ensure_state(const ParameterStore& store) {
-    const Shape shape{store.parameter_count()};
+    const Shape shape{store.parameter_floats()};
     for (Tensor* t : state_tensors())
         if (!(t->owns_memory() && t->shape() == shape && t->device() == store.device())) *t = Tensor(shape, store.device());
 }

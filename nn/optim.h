@@ -25,7 +25,7 @@ public:
     // Allocates (zeroed) state for `store` unless it already matches; step() calls it, a
     // checkpoint loader calls it before copying saved state in.
     void ensure_state(const ParameterStore& store);
-    // Named state tensors ("momentum_buffer", "exp_avg", ...), each (parameter_count).
+    // Named state tensors ("momentum_buffer", "exp_avg", ...), each (parameter_floats).
     virtual std::vector<std::pair<std::string, Tensor*>> state() = 0;
     int64_t steps() const { return steps_; }  // completed steps
     void set_steps(int64_t steps) { steps_ = steps; }

@@ -1,6 +1,7 @@
 // The flat parameter store: registration, host-side Philox initialisation, views.
 #include "nn/parameters.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/check.h"
@@ -44,6 +45,11 @@ void initialise(float* out, int64_t n, Init init, int64_t fan_in, uint64_t key) 
     SP_REQUIRE(false, "parameters: unknown Init value " << static_cast<int>(init));
 }
 
+int64_t aligned_offset(int64_t floats) {
+    const int64_t a = ParameterStore::kEntryAlignFloats;
+    return (floats + a - 1) / a * a;
+}
+
 void check_shape(const std::string& name, const Shape& shape) {
     for (int64_t d : shape.dims())
         SP_REQUIRE(d >= 0, "parameters: entry '" << name << "' has a negative dimension in " << shape.str());
@@ -55,18 +61,20 @@ int ParameterStore::add_parameter(std::string name, Shape shape, Init init, int6
     SP_REQUIRE(!allocate_called_, "parameters: cannot add '" << name << "' after allocate()");
     SP_REQUIRE(fan_in >= 1, "parameters: entry '" << name << "' has fan_in " << fan_in << " (must be >= 1)");
     check_shape(name, shape);
-    int64_t n = shape.numel();
-    parameters_.push_back({std::move(name), std::move(shape), init, fan_in, parameter_floats_});
-    parameter_floats_ += n;
+    const int64_t n = shape.numel(), offset = aligned_offset(parameter_floats_);
+    parameters_.push_back({std::move(name), std::move(shape), init, fan_in, offset});
+    parameter_floats_ = offset + n;
+    parameter_count_ += n;
     return static_cast<int>(parameters_.size()) - 1;
 }
 
 int ParameterStore::add_state(std::string name, Shape shape, Init init) {
     SP_REQUIRE(!allocate_called_, "parameters: cannot add state '" << name << "' after allocate()");
     check_shape(name, shape);
-    int64_t n = shape.numel();
-    states_info_.push_back({std::move(name), std::move(shape), init, 1, state_floats_});
-    state_floats_ += n;
+    const int64_t n = shape.numel(), offset = aligned_offset(state_floats_);
+    states_info_.push_back({std::move(name), std::move(shape), init, 1, offset});
+    state_floats_ = offset + n;
+    state_count_ += n;
     return static_cast<int>(states_info_.size()) - 1;
 }
 
@@ -105,6 +113,31 @@ Tensor ParameterStore::grad(int index) const {
     SP_REQUIRE(allocated(), "parameters: grad('" << parameters_[index].name << "') before allocate()");
     const ParameterInfo& p = parameters_[static_cast<size_t>(index)];
     return Tensor::view(const_cast<float*>(grads_.data()) + p.offset, p.shape, device_);
+}
+
+Tensor ParameterStore::packed(const Tensor& flat) const {
+    SP_REQUIRE(flat.numel() == parameter_floats_, "parameters: packing a tensor of " << flat.numel()
+                                                  << " floats, the flat buffer has " << parameter_floats_);
+    const std::vector<float> all = flat.to_host();
+    std::vector<float> out;
+    out.reserve(static_cast<size_t>(parameter_count_));
+    for (const ParameterInfo& p : parameters_)
+        out.insert(out.end(), all.begin() + p.offset, all.begin() + p.offset + p.shape.numel());
+    return Tensor::from_host(out, Shape{parameter_count_}, Device::cpu);
+}
+
+void ParameterStore::unpack(const Tensor& packed, Tensor& flat) const {
+    SP_REQUIRE(packed.numel() == parameter_count_ && flat.numel() == parameter_floats_,
+               "parameters: unpacking " << packed.numel() << " values into " << flat.numel() << " floats; expected "
+                                        << parameter_count_ << " into " << parameter_floats_);
+    const std::vector<float> values = packed.to_host();
+    std::vector<float> out(static_cast<size_t>(parameter_floats_), 0.0f);
+    int64_t next = 0;
+    for (const ParameterInfo& p : parameters_) {
+        std::copy_n(values.begin() + next, p.shape.numel(), out.begin() + p.offset);
+        next += p.shape.numel();
+    }
+    flat.copy_from(Tensor::from_host(out, flat.shape(), Device::cpu));
 }
 
 Tensor ParameterStore::state(int index) const {

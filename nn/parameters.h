@@ -1,6 +1,9 @@
 // One flat buffer of trainable parameters (and one of their gradients) plus one flat buffer of
 // non-trainable state (BN running statistics), owned by the model and handed to modules as
 // views. The optimizer updates the whole flat buffer in one pass; a checkpoint saves both.
+// Every entry starts at a 256-byte boundary of its buffer (zero padding between entries), so
+// the pointers handed to cuDNN/cuBLAS and to vectorised kernels are aligned whatever the
+// widths of a compacted model; the padding stays zero (its gradients are zero).
 //
 // Use: every module registers what it needs at construction (add_parameter/add_state return
 // an index), then the model calls allocate(device, seed) once, which creates the buffers and
@@ -28,11 +31,13 @@ struct ParameterInfo {
     Shape shape;
     Init init;
     int64_t fan_in;    // inputs per output unit (C/groups · R · S for conv, IN for linear)
-    int64_t offset;    // in floats, into the flat buffer
+    int64_t offset;    // in floats, into the flat buffer (a multiple of kEntryAlignFloats)
 };
 
 class ParameterStore {
 public:
+    static constexpr int64_t kEntryAlignFloats = 64;  // 256 bytes
+
     int add_parameter(std::string name, Shape shape, Init init, int64_t fan_in = 1);
     int add_state(std::string name, Shape shape, Init init);
 
@@ -45,17 +50,28 @@ public:
     Tensor grad(int index) const;
     Tensor state(int index) const;
 
-    Tensor& values() { return values_; }  // (parameter_count)
+    // A (parameter_floats) tensor laid out like values() (an optimizer's state) without its
+    // padding, as a (parameter_count) host tensor, and back: checkpoints store this packed form,
+    // so they do not depend on the alignment.
+    Tensor packed(const Tensor& flat) const;
+    void unpack(const Tensor& packed, Tensor& flat) const;
+
+    Tensor& values() { return values_; }  // (parameter_floats), padding included
     Tensor& grads() { return grads_; }
     Tensor& states() { return states_; }
     const std::vector<ParameterInfo>& parameters() const { return parameters_; }
     const std::vector<ParameterInfo>& state_entries() const { return states_info_; }
-    int64_t parameter_count() const { return parameter_floats_; }
-    int64_t state_count() const { return state_floats_; }
+    // Numbers of parameters and state values (what the model has), and the lengths of the flat
+    // buffers that hold them (padding included).
+    int64_t parameter_count() const { return parameter_count_; }
+    int64_t state_count() const { return state_count_; }
+    int64_t parameter_floats() const { return parameter_floats_; }
+    int64_t state_floats() const { return state_floats_; }
     Device device() const { return device_; }
 
 private:
     std::vector<ParameterInfo> parameters_, states_info_;
+    int64_t parameter_count_ = 0, state_count_ = 0;
     int64_t parameter_floats_ = 0, state_floats_ = 0;
     Tensor values_, grads_, states_;
     Device device_ = Device::cpu;

@@ -101,7 +101,7 @@ void Mlp::backward(Context& ctx, const Tensor& dy) {
 }
 
 void Mlp::step(Context& ctx, double max_norm) {
-    Tensor& g = store_.grads();  // (parameter_count), host memory
+    Tensor& g = store_.grads();  // (parameter_floats), host memory
     if (max_norm > 0.0) {
         double sq = 0.0;
         for (int64_t i = 0; i < g.numel(); ++i) sq += static_cast<double>(g.data()[i]) * g.data()[i];

@@ -64,8 +64,8 @@ public:
           dst_store_(dst.parameters()),
           src_values_(src_store_.values().to_host()),
           src_states_(src_store_.states().to_host()),
-          dst_values_(static_cast<size_t>(dst_store_.parameter_count())),
-          dst_states_(static_cast<size_t>(dst_store_.state_count())),
+          dst_values_(static_cast<size_t>(dst_store_.parameter_floats())),
+          dst_states_(static_cast<size_t>(dst_store_.state_floats())),
           value_done_(dst_store_.parameters().size(), false),
           state_done_(dst_store_.state_entries().size(), false) {}
 
@@ -89,9 +89,9 @@ public:
             SP_REQUIRE(state_done_[i], "compact_model: state '" << dst_store_.state_entries()[i].name << "' not copied");
         const Device device = dst_store_.device();
         if (!dst_values_.empty())
-            dst_store_.values().copy_from(Tensor::from_host(dst_values_, Shape{dst_store_.parameter_count()}, device));
+            dst_store_.values().copy_from(Tensor::from_host(dst_values_, Shape{dst_store_.parameter_floats()}, device));
         if (!dst_states_.empty())
-            dst_store_.states().copy_from(Tensor::from_host(dst_states_, Shape{dst_store_.state_count()}, device));
+            dst_store_.states().copy_from(Tensor::from_host(dst_states_, Shape{dst_store_.state_floats()}, device));
     }
 
 private:

@@ -417,28 +417,34 @@ TEST_CASE("parameters: offsets, views and registration") {
     CHECK(c == 2);
     CHECK(s == 0);
     CHECK(s2 == 1);
-    CHECK(store.parameters()[1].offset == 12);
-    CHECK(store.parameters()[2].offset == 16);
-    CHECK(store.state_entries()[1].offset == 5);
+    // Every entry starts at a multiple of 64 floats (256 bytes): a at 0, b at 64, c at 128.
+    CHECK(store.parameters()[1].offset == 64);
+    CHECK(store.parameters()[2].offset == 128);
+    CHECK(store.state_entries()[1].offset == 64);
     CHECK(store.parameter_count() == 21);
     CHECK(store.state_count() == 10);
+    CHECK(store.parameter_floats() == 133);
+    CHECK(store.state_floats() == 69);
     CHECK_FALSE(store.allocated());
     CHECK(!error_of([&] { store.value(0); }).empty());
 
     store.allocate(Device::cpu, 5);
     CHECK(store.allocated());
-    CHECK(store.values().shape() == Shape{21});
-    CHECK(store.value(1).data() == store.values().data() + 12);
+    CHECK(store.values().shape() == Shape{133});
+    CHECK(store.value(1).data() == store.values().data() + 64);
     CHECK(store.value(1).shape() == Shape{4});
-    CHECK(store.grad(2).data() == store.grads().data() + 16);
-    CHECK(store.state(1).data() == store.states().data() + 5);
-    CHECK(store.grads().to_host() == std::vector<float>(21, 0.0f));
+    CHECK(store.grad(2).data() == store.grads().data() + 128);
+    CHECK(store.state(1).data() == store.states().data() + 64);
+    CHECK(store.grads().to_host() == std::vector<float>(133, 0.0f));
     CHECK(store.value(2).to_host() == std::vector<float>(5, 1.0f));
     CHECK(store.state(0).to_host() == std::vector<float>(5, 1.0f));
     CHECK(store.state(1).to_host() == std::vector<float>(5, 0.0f));
+    // The padding between entries is zero.
+    const std::vector<float> values = store.values().to_host();
+    for (int64_t i = 12; i < 64; ++i) CHECK(values[static_cast<size_t>(i)] == 0.0f);
     // Writes through a view land in the flat buffer.
     store.value(1).fill(3.0f);
-    CHECK(store.values().to_host()[12] == 3.0f);
+    CHECK(store.values().to_host()[64] == 3.0f);
     CHECK(!error_of([&] { store.add_parameter("late", Shape{1}, Init::zeros); }).empty());
     CHECK(!error_of([&] { store.value(3); }).empty());
     for (float v : store.value(1).to_host()) CHECK(v == 3.0f);

@@ -36,7 +36,7 @@ void check_against_reference(Optimizer& opt, const Reference& reference, int ste
     store.add_parameter("w", Shape{64}, Init::fan_in_uniform, 1);
     store.allocate(Device::cpu, 17);
     Context ctx(Device::cpu, 1);
-    const int64_t n = store.parameter_count();
+    const int64_t n = store.parameter_floats();
     for (int step = 0; step < steps; ++step) {
         INFO(opt.name() << " step " << step);
         store.grads().copy_from(test::random_tensor(Shape{n}, Device::cpu, 100 + step, -2.0f, 2.0f));

@@ -244,27 +244,30 @@ TEST_CASE("mask file: a saved mask reads back; bad values, shapes and formats ar
 
 namespace {
 
-// A store of 2 + 1500 + 7 floats: 1509 = 1024 chunks of 1 with a tail of 485, so a NaN in the
-// chunk part and one in the tail both have to be seen.
+// A store of 2 + 1500 + 7 parameters, laid out with alignment padding: 64 + 1536 + 7 = 1607
+// floats = 1024 chunks of 1 with a tail of 583, so a NaN in the chunk part and one in the tail
+// both have to be seen.
 void check_gradient_guard(Device device) {
     ParameterStore store;
     store.add_parameter("a", Shape{2}, Init::zeros);
     store.add_parameter("b", Shape{1500}, Init::zeros);
     store.add_parameter("c", Shape{7}, Init::zeros);
     store.allocate(device, 1);
+    const int64_t n = store.parameter_floats();
+    REQUIRE(n == 1607);
     Context ctx(device);
     Tensor partials;
-    store.grads().copy_from(Tensor::from_host(test::random_values(1509, 3), Shape{1509}, Device::cpu));
+    store.grads().copy_from(Tensor::from_host(test::random_values(n, 3), Shape{n}, Device::cpu));
     CHECK(gradients_finite(ctx, store, partials));
-    for (int64_t at : {int64_t{0}, int64_t{700}, int64_t{1508}}) {
+    for (int64_t at : {int64_t{0}, int64_t{700}, store.parameters()[2].offset + 6}) {
         for (float bad : {NAN, INFINITY, -INFINITY}) {
-            std::vector<float> g = test::random_values(1509, 3);
+            std::vector<float> g = test::random_values(n, 3);
             g[static_cast<size_t>(at)] = bad;
-            store.grads().copy_from(Tensor::from_host(g, Shape{1509}, Device::cpu));
+            store.grads().copy_from(Tensor::from_host(g, Shape{n}, Device::cpu));
             CHECK_MESSAGE(!gradients_finite(ctx, store, partials), "index ", at, " value ", bad);
         }
     }
-    // Large finite gradients are not a false alarm: 1e30 summed over 1509 terms stays below FLT_MAX.
+    // Large finite gradients are not a false alarm: 1e30 summed over 1607 terms stays below FLT_MAX.
     store.grads().fill(1e30f);
     CHECK(gradients_finite(ctx, store, partials));
 }
@@ -300,14 +303,14 @@ TEST_CASE("numerics: describe_nonfinite names the input, the parameters and the 
     REQUIRE(fc2 != nullptr);
     std::vector<float> values = store.values().to_host();
     values[static_cast<size_t>(fc2->offset)] = INFINITY;
-    store.values().copy_from(Tensor::from_host(values, Shape{store.parameter_count()}, Device::cpu));
+    store.values().copy_from(Tensor::from_host(values, Shape{store.parameter_floats()}, Device::cpu));
     x[2 * 784 + 5] = 0.5f;
     Tensor clean = Tensor::from_host(x, Shape{4, 1, 28, 28}, Device::cpu);
     model->forward(ctx, clean);
-    std::vector<float> grads(static_cast<size_t>(store.parameter_count()), 0.0f);
+    std::vector<float> grads(static_cast<size_t>(store.parameter_floats()), 0.0f);
     grads[static_cast<size_t>(fc2->offset + 3)] = NAN;
     grads[0] = NAN;
-    store.grads().copy_from(Tensor::from_host(grads, Shape{store.parameter_count()}, Device::cpu));
+    store.grads().copy_from(Tensor::from_host(grads, Shape{store.parameter_floats()}, Device::cpu));
     const std::string weight = describe_nonfinite(*model, clean, true);
     CHECK_MESSAGE(weight.find("input") == std::string::npos, weight);
     CHECK_MESSAGE(weight.find("non-finite parameter values in fc2.weight") != std::string::npos, weight);

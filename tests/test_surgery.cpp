@@ -14,6 +14,7 @@
 #include "kernels/check.h"
 #include "kernels/philox.h"
 #include "nn/models/model.h"
+#include "nn/optim.h"
 #include "pruning/surgery.h"
 #include "tests/harness.h"
 
@@ -461,3 +462,110 @@ GPU_TEST_CASE("surgery: compacting a CUDA model copies the same slices as on the
     CHECK(gpu_compact->parameters().values().to_host() == cpu_compact->parameters().values().to_host());
     CHECK(gpu_compact->parameters().states().to_host() == cpu_compact->parameters().states().to_host());
 }
+
+namespace sp::test {
+namespace {
+
+// Kept channels with an odd count in every set (at least one), so the compacted entries have
+// sizes that would put unaligned entries after them without the store's alignment.
+KeptMap odd_kept(const Model& m, uint64_t seed) {
+    KeptMap kept = random_kept(m, seed, true);
+    for (auto& [id, k] : kept)
+        if (k.size() % 2 == 0) k.pop_back();
+    return kept;
+}
+
+// Every parameter, gradient and state entry of `store` starts on a 256-byte boundary of its
+// buffer (and of memory itself where the buffer's base is, as cudaMalloc's is, so aligned).
+void check_entries_aligned(const ParameterStore& store) {
+    const int64_t align = ParameterStore::kEntryAlignFloats;
+    for (size_t i = 0; i < store.parameters().size(); ++i) {
+        CAPTURE(store.parameters()[i].name);
+        CHECK(store.parameters()[i].offset % align == 0);
+        if (store.device() == Device::cuda) {
+            CHECK(reinterpret_cast<uintptr_t>(store.value(static_cast<int>(i)).data()) % 256 == 0);
+            CHECK(reinterpret_cast<uintptr_t>(store.grad(static_cast<int>(i)).data()) % 256 == 0);
+        }
+    }
+    for (const ParameterInfo& s : store.state_entries()) CHECK(s.offset % align == 0);
+}
+
+}  // namespace
+
+TEST_CASE("surgery: a compacted model with odd widths keeps every entry aligned, padding zero") {
+    ModelOptions o;
+    o.shortcut = ShortcutOption::b;
+    auto model = make_model("resnet20", 3, 16, 16, 10, o);
+    model->allocate(Device::cpu, 21);
+    auto compact = compact_model(*model, odd_kept(*model, 22));
+    const ParameterStore& store = compact->parameters();
+    check_entries_aligned(store);
+    // The padding exists (odd sizes) and is zero, so it changes no optimizer step or norm.
+    CHECK(store.parameter_floats() > store.parameter_count());
+    const std::vector<float> values = compact->parameters().values().to_host();
+    std::vector<bool> inside(values.size(), false);
+    for (const ParameterInfo& p : store.parameters())
+        std::fill_n(inside.begin() + p.offset, p.shape.numel(), true);
+    for (size_t i = 0; i < values.size(); ++i)
+        if (!inside[i]) REQUIRE(values[i] == 0.0f);
+    // Packing drops exactly the padding, and unpacking restores the flat layout.
+    Tensor packed = store.packed(compact->parameters().values());
+    CHECK(packed.numel() == store.parameter_count());
+    Tensor flat(Shape{store.parameter_floats()}, Device::cpu);
+    store.unpack(packed, flat);
+    CHECK(flat.to_host() == values);
+}
+
+GPU_TEST_CASE("surgery (cuda): a compacted model with odd widths agrees with the CPU and trains") {
+    ModelOptions o;
+    o.shortcut = ShortcutOption::b;
+    auto dense = make_model("resnet20", 3, 16, 16, 10, o);
+    dense->allocate(Device::cpu, 31);
+    randomise_bn(*dense, 32);
+    const KeptMap kept = odd_kept(*dense, 33);
+    auto cpu_model = compact_model(*dense, kept);
+    auto gpu_model = make_model("resnet20", 3, 16, 16, 10, o);
+    gpu_model->allocate(Device::cuda, 31);
+    gpu_model = compact_model(*gpu_model, kept);
+    gpu_model->parameters().values().copy_from(cpu_model->parameters().values());
+    gpu_model->parameters().states().copy_from(cpu_model->parameters().states());
+    check_entries_aligned(gpu_model->parameters());
+
+    // Eval-mode forward: within the bound the CPU-vs-CUDA model test derives.
+    cpu_model->set_training(false);
+    gpu_model->set_training(false);
+    Context cpu(Device::cpu, 31), gpu(Device::cuda, 31);
+    const int64_t N = 8;
+    Tensor x = random_tensor(Shape{N, 3, 16, 16}, Device::cpu, 34);
+    const auto expected_f = host(cpu_model->forward(cpu, x));
+    const auto actual = host(gpu_model->forward(gpu, x.to(Device::cuda)));
+    const double g = gamma(rounding_chain(*cpu_model));
+    const auto terms = classifier_terms(*cpu_model, cpu, x);
+    std::vector<double> expected(expected_f.begin(), expected_f.end()), bound(terms.size());
+    for (size_t i = 0; i < bound.size(); ++i) bound[i] = 2.0 * g * terms[i];
+    check_within(actual, expected, bound, "compacted odd-width resnet20 logits, CUDA vs CPU");
+
+    // Training steps on CUDA (cuDNN backward data/filter and cuBLAS on the odd-sized entries):
+    // the loss on a fixed batch falls and every value stays finite.
+    gpu_model->set_training(true);
+    std::vector<float> label_values(N);
+    for (int64_t i = 0; i < N; ++i) label_values[static_cast<size_t>(i)] = static_cast<float>(i % 10);
+    Tensor xg = x.to(Device::cuda), labels = Tensor::from_host(label_values, Shape{N}, Device::cuda);
+    SoftmaxCrossEntropy loss;
+    SgdHyper hyper;
+    hyper.momentum = 0.9f;
+    Sgd sgd(hyper);
+    float first = 0.0f, last = 0.0f;
+    for (int step = 0; step < 8; ++step) {
+        gpu.set_step(static_cast<uint64_t>(step));
+        last = loss.forward(gpu, gpu_model->forward(gpu, xg), labels);
+        if (step == 0) first = last;
+        gpu_model->backward(gpu, loss.backward(gpu));
+        sgd.step(gpu, gpu_model->parameters(), 0.05f);
+    }
+    CHECK(std::isfinite(last));
+    CHECK(last < first);
+    for (float v : gpu_model->parameters().values().to_host()) REQUIRE(std::isfinite(v));
+}
+
+}  // namespace sp::test

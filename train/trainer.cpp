@@ -90,7 +90,14 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
                               const ExperimentConfig& config, const PhaseHook* hook) {
     std::vector<Tensor> views;
     auto named = model_tensors(model, views);
-    for (auto& [name, t] : optimizer.state()) named.emplace_back("optimizer." + name, t);
+    // Optimizer state without the store's alignment padding (the layout checkpoints have always had).
+    optimizer.ensure_state(model.parameters());  // zeros before the first step
+    std::vector<Tensor> packed_state;
+    packed_state.reserve(optimizer.state().size());
+    for (auto& [name, t] : optimizer.state()) {
+        packed_state.push_back(model.parameters().packed(*t));
+        named.emplace_back("optimizer." + name, &packed_state.back());
+    }
     std::vector<std::pair<std::string, Tensor>> hook_tensors;
     std::map<std::string, std::string> hook_meta;
     if (hook) hook->save(hook_tensors, hook_meta);
@@ -151,9 +158,10 @@ Progress restore_training(Model& model, Optimizer& optimizer, const Checkpoint& 
                                                                   << ck.meta("optimizer") << "', the config asks for '"
                                                                   << optimizer.name() << "'");
     optimizer.ensure_state(model.parameters());
+    const ParameterStore& store = model.parameters();
     for (auto& [name, t] : optimizer.state()) {
-        const CheckpointEntry& e = ck.get("optimizer." + name, t->shape());
-        t->copy_from(Tensor::view(const_cast<float*>(e.values.data()), e.shape, Device::cpu));
+        const CheckpointEntry& e = ck.get("optimizer." + name, Shape{store.parameter_count()});
+        store.unpack(Tensor::view(const_cast<float*>(e.values.data()), e.shape, Device::cpu), *t);
     }
     Progress p;
     p.cursor.epoch = meta_int(ck, "epoch");
@@ -179,10 +187,10 @@ std::string default_run_dir(const std::string& experiment) {
 }
 
 // Floats of one training checkpoint: weights, BN statistics and the optimizer's state (one
-// tensor of parameter_count per slot), plus room for the header (names, shapes, the config).
+// tensor of the flat buffer's length per slot), plus room for the header (names, shapes, the config).
 uint64_t checkpoint_bytes(const ParameterStore& store, Optimizer& optimizer) {
-    const uint64_t floats = static_cast<uint64_t>(store.parameter_count()) * (1 + optimizer.state().size()) +
-                            static_cast<uint64_t>(store.state_count());
+    const uint64_t floats = static_cast<uint64_t>(store.parameter_floats()) * (1 + optimizer.state().size()) +
+                            static_cast<uint64_t>(store.state_floats());
     const uint64_t header = (uint64_t{64} << 10) + 256 * (store.parameters().size() + store.state_entries().size());
     return floats * sizeof(float) + header;
 }
@@ -216,7 +224,7 @@ std::string join(const std::vector<std::string>& names, size_t at_most, const ch
 }  // namespace
 
 bool gradients_finite(Context& ctx, ParameterStore& store, Tensor& partials) {
-    const int64_t n = store.parameter_count();
+    const int64_t n = store.parameter_floats();  // the padding's gradients are zero
     if (n == 0) return true;
     // Chunk c of (1, chunks, per_chunk) sums gradients [c·per_chunk, (c+1)·per_chunk); the
     // tail (n mod chunks) is one more sum.
@@ -313,7 +321,6 @@ EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Norma
     lo.shuffle = false;
     lo.normalization = norm;
     lo.device = ctx.device();
-    lo.stream = ctx.device() == Device::cuda ? ctx.stream() : nullptr;
     BatchLoader loader(data, lo);
     const bool was_training = model.training();
     model.set_training(false);
@@ -415,7 +422,6 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
     lo.augment = config.data.augment ? cifar_augment() : AugmentOptions{};
     lo.normalization = run.data.norm;
     lo.device = device;
-    lo.stream = device == Device::cuda ? ctx.stream() : nullptr;
     BatchLoader loader(split.train, lo);
     SP_REQUIRE(loader.batches_per_epoch() > 0, config.source << ": " << phase << ".batch_size " << train.batch_size
                                                              << " exceeds the " << split.train.size() << " training images");
@@ -442,7 +448,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
     // Room for a checkpoint written beside the previous one, and for the final model.
     if (progress.cursor.epoch < train.epochs) {
         const ParameterStore& store = model.parameters();
-        const uint64_t model_bytes = static_cast<uint64_t>(store.parameter_count() + store.state_count()) * sizeof(float);
+        const uint64_t model_bytes = static_cast<uint64_t>(store.parameter_floats() + store.state_floats()) * sizeof(float);
         run.dir->require_free_space(checkpoint_bytes(store, *optimizer) + model_bytes + (uint64_t{1} << 20),
                                     phase + " checkpoints of " + model.name());
     }
@@ -469,7 +475,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
             if (hook) hook->before_step(ctx, model, batch.images, batch.labels, epoch);
             if (skip_nonfinite && store.state_count() > 0) {
-                if (!states_before_step.defined()) states_before_step = Tensor(Shape{store.state_count()}, device);
+                if (!states_before_step.defined()) states_before_step = Tensor(Shape{store.state_floats()}, device);
                 states_before_step.copy_from(store.states());
             }
             Tensor& logits = model.forward(ctx, batch.images);
