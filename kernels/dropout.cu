@@ -1,9 +1,8 @@
-// Dropout with cuRAND's device API: element i uses Philox4x32-10 block i / 4 of stream `key`
-// (curand_init(key, i / 4, 0)) and output i % 4, exactly what sp::stream_uniform draws on the CPU.
-#include <curand_kernel.h>
-
+// Dropout: element i uses output i % 4 of Philox4x32-10 block i / 4 of stream `key`
+// (kernels/philox.h, cuRAND's Philox), exactly what sp::stream_uniform draws on the CPU.
 #include "kernels/kernels.h"
 #include "kernels/launch.h"
+#include "kernels/philox.h"
 
 namespace sp::kernels {
 
@@ -14,14 +13,12 @@ __global__ void dropout_kernel(const float* x, float* y, float* keep_scale, size
                                unsigned long long key) {
     const size_t groups = (n + 3) / 4;
     SP_GRID_STRIDE_LOOP(g, groups) {
-        curandStatePhilox4_32_10_t state;
-        curand_init(key, /*subsequence=*/g, /*offset=*/0, &state);
-        const float4 u4 = curand_uniform4(&state);
-        const float u[4] = {u4.x, u4.y, u4.z, u4.w};
+        const PhiloxBlock r = philox_block(key, g);
+#pragma unroll
         for (size_t j = 0; j < 4; ++j) {
             const size_t i = 4 * g + j;
             if (i >= n) break;
-            const float s = u[j] >= p ? scale : 0.0f;
+            const float s = philox_uniform(r.v[j]) >= p ? scale : 0.0f;
             keep_scale[i] = s;
             y[i] = x[i] * s;
         }

@@ -1,11 +1,10 @@
-// CUDA kernels of binary differential evolution on bit-packed populations. Random draws use
-// cuRAND's Philox device API exactly as kernels/dropout.cu does: uniform c of stream `key` is
-// output c % 4 of curand_uniform4 after curand_init(key, c / 4, 0), which is sp::stream_uniform
-// on the CPU, so both backends build the same bits (layout in pruning/evolution.cpp).
-#include <curand_kernel.h>
-
+// CUDA kernels of binary differential evolution on bit-packed populations. Uniform c of stream
+// `key` is output c % 4 of Philox block c / 4 (kernels/philox.h, one block computed per four
+// uniforms), which is sp::stream_uniform on the CPU, so both backends build the same bits
+// (layout in pruning/evolution.cpp).
 #include "kernels/evolution.h"
 #include "kernels/launch.h"
+#include "kernels/philox.h"
 
 namespace sp::kernels {
 
@@ -15,19 +14,16 @@ namespace {
 struct UniformReader {
     unsigned long long key;
     size_t block = ~size_t{0};
-    float u[4];
+    PhiloxBlock raw;
 
     __device__ explicit UniformReader(unsigned long long k) : key(k) {}
     __device__ float at(size_t counter) {
         const size_t b = counter / 4;
         if (b != block) {
-            curandStatePhilox4_32_10_t state;
-            curand_init(key, /*subsequence=*/b, /*offset=*/0, &state);
-            const float4 v = curand_uniform4(&state);
-            u[0] = v.x, u[1] = v.y, u[2] = v.z, u[3] = v.w;
+            raw = philox_block(key, b);
             block = b;
         }
-        return u[counter % 4];
+        return philox_uniform(philox_output(raw, counter % 4));
     }
 };
 
@@ -56,11 +52,10 @@ __global__ void make_trials_kernel(const uint32_t* members, uint32_t* trials, si
     SP_GRID_STRIDE_LOOP(j, n_members * wpm) {
         const size_t i = j / wpm, w = j % wpm;
         // Partners of member i: uniforms 4i + 0..2 of the pick stream, i.e. Philox block i.
-        curandStatePhilox4_32_10_t state;
-        curand_init(pick_key, /*subsequence=*/i, /*offset=*/0, &state);
-        const float4 u = curand_uniform4(&state);
+        const PhiloxBlock u = philox_block(pick_key, i);
         int64_t r[3];
-        evolution_pick_partners(static_cast<int64_t>(n_members), static_cast<int64_t>(i), u.x, u.y, u.z, r);
+        evolution_pick_partners(static_cast<int64_t>(n_members), static_cast<int64_t>(i), philox_uniform(u.v[0]),
+                                philox_uniform(u.v[1]), philox_uniform(u.v[2]), r);
         UniformReader flags(flag_key), cross(cross_key);
         const uint32_t flag = draw_bits(flags, i, w, units, mutation_rate);
         const uint32_t take = draw_bits(cross, i, w, units, crossover);

@@ -1,24 +1,16 @@
-// CUDA kernels of the Gibbs pruning samplers. Random draws use cuRAND's Philox device API:
-// block b of stream `key` is curand4 after curand_init(key, b, 0), which is sp::philox_block on
-// the CPU; every decision goes through the shared arithmetic of kernels/gibbs.h, so the masks
-// equal the CPU reference's bit for bit.
+// CUDA kernels of the Gibbs pruning samplers. Random draw i of stream `key` is output i % 4 of
+// Philox block i / 4 (kernels/philox.h, cuRAND's Philox4x32-10, computed once per block of four
+// draws), as on the CPU; every decision goes through the shared arithmetic of kernels/gibbs.h,
+// so the masks equal the CPU reference's bit for bit.
 #include <cub/device/device_radix_sort.cuh>
-#include <curand_kernel.h>
 
 #include "kernels/gibbs.h"
 #include "kernels/launch.h"
+#include "kernels/philox.h"
 
 namespace sp::kernels {
 
 namespace {
-
-__device__ inline uint32_t raw_uniform(unsigned long long key, size_t i) {
-    curandStatePhilox4_32_10_t state;
-    curand_init(key, /*subsequence=*/i / 4, /*offset=*/0, &state);
-    const uint4 v = curand4(&state);
-    const uint32_t out[4] = {v.x, v.y, v.z, v.w};
-    return out[i % 4];
-}
 
 // kind 0: w² per weight; 1: mean w² per kernel; 2: mean w² per filter (sums in index order, as the CPU).
 __global__ void statistic_kernel(const float* w, size_t filters, size_t channels, size_t area, int kind, float* out) {
@@ -43,14 +35,12 @@ __global__ void unstructured_kernel(const float* w, const float* q, size_t n, si
     const float threshold = *q;
     SP_GRID_STRIDE_LOOP(j, (n + 3) / 4 - first_block) {
         const size_t b = first_block + j;
-        curandStatePhilox4_32_10_t state;
-        curand_init(key, /*subsequence=*/b, /*offset=*/0, &state);
-        const uint4 v = curand4(&state);
-        const uint32_t raw[4] = {v.x, v.y, v.z, v.w};
+        const PhiloxBlock raw = philox_block(key, b);
+#pragma unroll
         for (size_t k = 0; k < 4 && 4 * b + k < n; ++k) {
             const size_t i = 4 * b + k;
             const float wi = w[i];
-            const float m = gibbs_keep_weight(wi, threshold, beta, raw[k]) ? 1.0f : 0.0f;
+            const float m = gibbs_keep_weight(wi, threshold, beta, raw.v[k]) ? 1.0f : 0.0f;
             mask[i] = m;
             if (masked_weight) masked_weight[i] = __fmul_rn(wi, m);  // what multiply() would write
         }
@@ -62,14 +52,12 @@ __global__ void unstructured_vec4_kernel(const float4* w, const float* q, size_t
                                          float4* mask, float4* masked_weight) {
     const float threshold = *q;
     SP_GRID_STRIDE_LOOP(b, n4) {
-        curandStatePhilox4_32_10_t state;
-        curand_init(key, /*subsequence=*/b, /*offset=*/0, &state);
-        const uint4 r = curand4(&state);
+        const PhiloxBlock r = philox_block(key, b);
         const float4 x = w[b];
-        const float4 m = make_float4(gibbs_keep_weight(x.x, threshold, beta, r.x) ? 1.0f : 0.0f,
-                                     gibbs_keep_weight(x.y, threshold, beta, r.y) ? 1.0f : 0.0f,
-                                     gibbs_keep_weight(x.z, threshold, beta, r.z) ? 1.0f : 0.0f,
-                                     gibbs_keep_weight(x.w, threshold, beta, r.w) ? 1.0f : 0.0f);
+        const float4 m = make_float4(gibbs_keep_weight(x.x, threshold, beta, r.v[0]) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.y, threshold, beta, r.v[1]) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.z, threshold, beta, r.v[2]) ? 1.0f : 0.0f,
+                                     gibbs_keep_weight(x.w, threshold, beta, r.v[3]) ? 1.0f : 0.0f);
         mask[b] = m;
         if (masked_weight)
             masked_weight[b] = make_float4(__fmul_rn(x.x, m.x), __fmul_rn(x.y, m.y), __fmul_rn(x.z, m.z), __fmul_rn(x.w, m.w));
@@ -97,11 +85,20 @@ __global__ void kernels_kernel(const float* w, const float* q, size_t filters, s
         __syncthreads();
         float bv = -INFINITY;
         uint32_t bi = configs;
+        // Configuration m takes draw base + m. Each thread takes whole Philox blocks of the range
+        // [base, base + configs), computing each block once for its (up to) four configurations;
+        // the winner does not depend on which thread saw which (gibbs_better breaks ties by index).
         const size_t base = (counter_base + kernel) * configs;
-        for (uint32_t m = threadIdx.x; m < configs; m += blockDim.x) {
-            const float v = gibbs_config_logit(h, static_cast<int>(area), m, coupling, beta) +
-                            gibbs_gumbel(raw_uniform(key, base + m));
-            if (gibbs_better(v, m, bv, bi)) bv = v, bi = m;
+        for (size_t b = base / 4 + threadIdx.x; 4 * b < base + configs; b += blockDim.x) {
+            const PhiloxBlock raw = philox_block(key, b);
+#pragma unroll
+            for (uint32_t k = 0; k < 4; ++k) {
+                const size_t draw = 4 * b + k;
+                if (draw < base || draw >= base + configs) continue;
+                const uint32_t m = static_cast<uint32_t>(draw - base);
+                const float v = gibbs_config_logit(h, static_cast<int>(area), m, coupling, beta) + gibbs_gumbel(raw.v[k]);
+                if (gibbs_better(v, m, bv, bi)) bv = v, bi = m;
+            }
         }
         best_value[threadIdx.x] = bv;
         best_config[threadIdx.x] = bi;

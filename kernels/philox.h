@@ -46,6 +46,12 @@ SP_HOST_DEVICE inline PhiloxBlock philox_block(uint64_t key, uint64_t block) {
                          static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
 }
 
+// Output k (0..3) of a block, with selects rather than a run-time array index, so device code
+// keeps the block in registers.
+SP_HOST_DEVICE inline uint32_t philox_output(const PhiloxBlock& b, uint64_t k) {
+    return k == 0 ? b.v[0] : k == 1 ? b.v[1] : k == 2 ? b.v[2] : b.v[3];
+}
+
 // cuRAND's conversion to a float in (0, 1]: x * 2^-32 + 2^-33 (the product is exact, so a
 // fused multiply-add on the GPU gives the same float).
 SP_HOST_DEVICE inline float philox_uniform(uint32_t x) {
@@ -55,7 +61,7 @@ SP_HOST_DEVICE inline float philox_uniform(uint32_t x) {
 
 // Uniform number i of stream `key`.
 SP_HOST_DEVICE inline float stream_uniform(uint64_t key, uint64_t i) {
-    return philox_uniform(philox_block(key, i / 4).v[i % 4]);
+    return philox_uniform(philox_output(philox_block(key, i / 4), i % 4));
 }
 
 }  // namespace sp
