@@ -1,10 +1,24 @@
 // Implementation of the op-test harness (see harness.h).
 #include "tests/harness.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 namespace sp::test {
+
+int run_command(const std::string& command, std::string* output) {
+    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+    REQUIRE_MESSAGE(pipe != nullptr, "could not start: " << command);
+    std::string text;
+    char chunk[4096];
+    for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, pipe)) > 0;) text.append(chunk, n);
+    const int status = pclose(pipe);
+    if (output) *output = text;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 void check_within(const std::vector<float>& actual, const std::vector<double>& expected,
                   const std::vector<double>& bound, const std::string& what) {

@@ -19,8 +19,12 @@
 #include "nn/ops.h"
 #include "nn/tensor.h"
 
-// A test case that needs a GPU: registered as skipped when none is usable.
-#define GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!::sp::cuda_available()))
+// A test case that needs a GPU, in test suite "gpu" (select them all with -ts=gpu). tests/main.cpp
+// excludes the suite, counting its cases as skipped, where no GPU is usable, unless a GPU is
+// visible to the driver: then they run, and fail with the CUDA runtime's own error.
+#define GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("gpu"))
+// A test case about behaviour without a GPU (suite "no-gpu"), excluded where a GPU is usable.
+#define NO_GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("no-gpu"))
 
 namespace sp::test {
 
@@ -46,6 +50,10 @@ Checkpoint saved_state(const Hook& hook) {
     for (auto& [name, t] : tensors) ck.tensors[name] = CheckpointEntry{t.shape(), t.to_host()};
     return ck;
 }
+
+// Runs `command` through the shell; returns its exit status (-1 when it did not exit) and, when
+// `output` is given, its stdout and stderr together.
+int run_command(const std::string& command, std::string* output = nullptr);
 
 // float32 unit roundoff.
 constexpr double kUnitRoundoff = 0x1p-24;

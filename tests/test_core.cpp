@@ -120,6 +120,43 @@ TEST_CASE("checked calls name the library, the expression and its message") {
     CHECK_NOTHROW(SP_CHECK(cudaSuccess));
 }
 
+TEST_CASE("out of memory is its own error type: failed allocations and the memory limit") {
+    // Allocation failures of every library are OutOfMemory (callers can ask for less), other
+    // failures are not.
+    CHECK_THROWS_AS(SP_CHECK(cudaErrorMemoryAllocation), OutOfMemory);
+    CHECK_THROWS_AS(SP_CHECK(CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED), OutOfMemory);
+    CHECK_THROWS_AS(SP_CHECK(CUBLAS_STATUS_ALLOC_FAILED), OutOfMemory);
+    CHECK_THROWS_AS(SP_CHECK(CURAND_STATUS_ALLOCATION_FAILED), OutOfMemory);
+    CHECK_THROWS_AS(SP_CHECK(CUSOLVER_STATUS_ALLOC_FAILED), OutOfMemory);
+    auto is_out_of_memory = [](auto&& f) {
+        try {
+            f();
+        } catch (const OutOfMemory&) {
+            return true;
+        } catch (const Error&) {
+        }
+        return false;
+    };
+    CHECK_FALSE(is_out_of_memory([] { SP_CHECK(cudaErrorInvalidValue); }));
+    CHECK_FALSE(is_out_of_memory([] { SP_CHECK(CUDNN_STATUS_BAD_PARAM); }));
+    // The memory limit: an allocation past it fails with the sizes named; freed bytes count again.
+    const size_t live = Buffer::live_bytes(Device::cpu);
+    Buffer::set_memory_limit(Device::cpu, live + 1000);
+    {
+        Buffer fits(Device::cpu, 600);
+        CHECK_THROWS_WITH_AS(Buffer(Device::cpu, 600), doctest::Contains("600 bytes on cpu would exceed the memory limit"),
+                             OutOfMemory);
+    }
+    CHECK_NOTHROW(Buffer(Device::cpu, 600));
+    Buffer::set_memory_limit(Device::cpu, 0);
+    CHECK_NOTHROW(Buffer(Device::cpu, 2000));
+    // The peak can be reset to measure one phase.
+    Buffer::reset_peak(Device::cpu);
+    CHECK(Buffer::peak_bytes(Device::cpu) == Buffer::live_bytes(Device::cpu));
+    { Buffer b(Device::cpu, 4096); }
+    CHECK(Buffer::peak_bytes(Device::cpu) >= live + 4096);
+}
+
 TEST_CASE("ops reject bad shapes and devices with a message naming the op and tensor") {
     Context ctx(Device::cpu);
     Tensor x(Shape{2, 3, 8, 8}, Device::cpu), w(Shape{4, 3, 3, 3}, Device::cpu), y(Shape{2, 4, 7, 7}, Device::cpu);

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/philox.h"
 #include "nn/backends.h"
+#include "nn/cuda/conv_algos.h"
 #include "tests/harness.h"
 
 namespace sp::test {
@@ -168,9 +170,9 @@ GPU_TEST_CASE("cuda conv2d: algorithms are chosen once per shape and reused from
     // The second call of the same shape must read the cached entry: make its workspace size
     // distinctive and watch the context's workspace (the only allocation) grow to exactly it.
     const size_t marker = size_t{96} << 20;
-    const size_t original = ctx.conv_algo_cache()[key].forward_bytes;
+    const size_t original = ctx.conv_algo_cache()[key].forward.choice().bytes;
     REQUIRE(original < marker);
-    ctx.conv_algo_cache()[key].forward_bytes = marker;
+    ctx.conv_algo_cache()[key].forward.choice().bytes = marker;
     const size_t before = Buffer::live_bytes(Device::cuda);
     conv2d_forward(ctx, x, w, nullptr, g, y2);
     ctx.synchronize();
@@ -536,9 +538,14 @@ GPU_TEST_CASE("cuda pooling: max and average (padding counted), forward and back
     }
 }
 
-GPU_TEST_CASE("cuda global average pooling, forward and backward") {
-    Tensor x = random_tensor(Shape{3, 4, 7, 5}, Device::cpu, 1100);
-    Tensor dy = random_tensor(Shape{3, 4, 1, 1}, Device::cpu, 1101);
+GPU_TEST_CASE("cuda global average pooling, forward and backward (planes shorter and longer than a block)") {
+    // 35 values per plane: one partial warp's worth per thread; 1320: more values than the 256
+    // threads of a block, so each thread sums several before the block reduction.
+    for (const Shape& shape : {Shape{3, 4, 7, 5}, Shape{2, 3, 40, 33}}) {
+    CAPTURE(shape.str());
+    const int64_t inner = shape[2] * shape[3];
+    Tensor x = random_tensor(shape, Device::cpu, 1100);
+    Tensor dy = random_tensor(Shape{shape[0], shape[1], 1, 1}, Device::cpu, 1101);
     Tensor dx0 = random_tensor(x.shape(), Device::cpu, 1102);
     for (GradMode mode : {GradMode::overwrite, GradMode::accumulate}) {
         OpRunner op = [&](Context& ctx, std::vector<Tensor>& i, std::vector<Tensor>& o) {
@@ -549,8 +556,9 @@ GPU_TEST_CASE("cuda global average pooling, forward and backward") {
         auto r = run_on_both({&x, &dy, &dx0}, {dy.shape(), x.shape()}, op);
         Tensor ax = abs_of(x), ady = abs_of(dy), adx0 = abs_of(dx0);
         auto a = run_cpu({&ax, &ady, &adx0}, {dy.shape(), x.shape()}, op);
-        check_within(r.cuda[0], as_double(r.cpu[0]), scaled(a[0], 2 * gamma(35 + 1)), "global avg pool y");
+        check_within(r.cuda[0], as_double(r.cpu[0]), scaled(a[0], 2 * gamma(inner + 1)), "global avg pool y");
         check_within(r.cuda[1], as_double(r.cpu[1]), scaled(a[1], 2 * gamma(3)), "global avg pool dx");
+    }
     }
 }
 
@@ -775,7 +783,114 @@ GPU_TEST_CASE("cuda optimizer updates: SGD (plain, momentum, Nesterov), Adam, Ad
 
 // ---------------------------------------------------------------- without a GPU
 
-TEST_CASE("a CUDA context without a GPU is a clear sp::Error" * doctest::skip(::sp::cuda_available())) {
+TEST_CASE("philox_block is cuRAND's Philox4x32-10: block b is subsequence b of cuRAND's stream") {
+    // cuRAND's host generator (it runs on the CPU) emits its first 2^16 blocks as subsequences
+    // 0, 1, ... at offset 0: what curand_init(key, b, 0) + curand4 gives in a kernel, and what
+    // both our backends compute with philox_block (the kernels call it on the device).
+    for (uint64_t key : {uint64_t{0}, uint64_t{0x0123456789abcdefull}, random_stream_key(7, 8, 9)}) {
+        CAPTURE(key);
+        curandGenerator_t gen = nullptr;
+        SP_CHECK(curandCreateGeneratorHost(&gen, CURAND_RNG_PSEUDO_PHILOX4_32_10));
+        SP_CHECK(curandSetPseudoRandomGeneratorSeed(gen, key));
+        const size_t n = 4 * 4096;
+        std::vector<uint32_t> bits(n);
+        std::vector<float> uniforms(n);
+        SP_CHECK(curandGenerate(gen, bits.data(), n));
+        SP_CHECK(curandSetGeneratorOffset(gen, 0));
+        SP_CHECK(curandGenerateUniform(gen, uniforms.data(), n));
+        curandDestroyGenerator(gen);
+        size_t differ = 0, differ_uniform = 0;
+        for (size_t i = 0; i < n; ++i) {
+            differ += philox_output(philox_block(key, i / 4), i % 4) != bits[i];
+            differ_uniform += stream_uniform(key, i) != uniforms[i];
+        }
+        CHECK(differ == 0);
+        CHECK(differ_uniform == 0);
+    }
+}
+
+// cuDNN perf entries as the heuristics report them.
+cudnnConvolutionFwdAlgoPerf_t perf(cudnnConvolutionFwdAlgo_t algo, cudnnMathType_t math,
+                                   cudnnStatus_t status = CUDNN_STATUS_SUCCESS,
+                                   cudnnDeterminism_t det = CUDNN_DETERMINISTIC) {
+    cudnnConvolutionFwdAlgoPerf_t p{};
+    p.algo = algo;
+    p.status = status;
+    p.mathType = math;
+    p.determinism = det;
+    return p;
+}
+
+TEST_CASE("conv algorithms: candidates keep cuDNN's order, drop failed, transform-based and (when asked) non-deterministic ones") {
+    const cudnnConvolutionFwdAlgoPerf_t list[] = {
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, CUDNN_TENSOR_OP_MATH),
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_DEFAULT_MATH, CUDNN_STATUS_NOT_SUPPORTED),
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_DEFAULT_MATH, CUDNN_STATUS_SUCCESS, CUDNN_NON_DETERMINISTIC),
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_FFT, CUDNN_DEFAULT_MATH),
+        perf(CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_DEFAULT_MATH),
+    };
+    // TF32: each candidate with the math type it was ranked under.
+    auto tf32 = cuda::conv_candidates(list, 6, false, MathMode::tf32);
+    REQUIRE(tf32.size() == 3);
+    CHECK(tf32[0].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+    CHECK(tf32[0].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+    CHECK(tf32[1].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+    CHECK(tf32[2].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+    CHECK(tf32[2].math == CUDNN_DEFAULT_MATH);
+    // Deterministic mode drops the non-deterministic entry.
+    auto det = cuda::conv_candidates(list, 6, true, MathMode::tf32);
+    REQUIRE(det.size() == 2);
+    CHECK(det[1].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+    // FP32: every candidate runs in FMA math (no TF32 conversion), so an algorithm listed under
+    // two math types is one candidate.
+    auto fp32 = cuda::conv_candidates(list, 6, false, MathMode::fp32);
+    REQUIRE(fp32.size() == 2);
+    for (const ConvChoice& c : fp32) CHECK(c.math == CUDNN_FMA_MATH);
+    CHECK(fp32[0].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+    CHECK(fp32[1].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+}
+
+TEST_CASE("conv algorithms: a failing candidate falls back to the next; what ran is kept; all failing is an error") {
+    ConvDirection dir;
+    dir.candidates = {ConvChoice{1, 0}, ConvChoice{2, 0}, ConvChoice{3, 0}};
+    std::vector<int> tried;
+    auto attempt = [&](cudnnStatus_t for_1, cudnnStatus_t for_2, cudnnStatus_t for_3) {
+        return [&tried, for_1, for_2, for_3](ConvChoice& c) {
+            tried.push_back(c.algo);
+            return c.algo == 1 ? for_1 : c.algo == 2 ? for_2 : for_3;
+        };
+    };
+    cuda::run_first_working(dir, "forward",
+                            attempt(CUDNN_STATUS_NOT_SUPPORTED, CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS));
+    CHECK(tried == std::vector<int>{1, 2});
+    CHECK(dir.choice().algo == 2);
+    CHECK(dir.confirmed);
+    // The confirmed candidate runs first next time; its later failure is an error, not a switch.
+    tried.clear();
+    cuda::run_first_working(dir, "forward", attempt(CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS));
+    CHECK(tried == std::vector<int>{2});
+    CHECK_THROWS_WITH_AS(cuda::run_first_working(dir, "forward", attempt(CUDNN_STATUS_SUCCESS, CUDNN_STATUS_EXECUTION_FAILED,
+                                                                         CUDNN_STATUS_SUCCESS)),
+                         doctest::Contains("algorithm 2 with math type 0"), Error);
+    CHECK(dir.choice().algo == 2);
+    // Every candidate failing: an error listing each, with cuDNN's status names.
+    ConvDirection none;
+    none.candidates = {ConvChoice{1, 0}, ConvChoice{3, 0}};
+    const std::string message = error_of([&] {
+        cuda::run_first_working(none, "backward-data", attempt(CUDNN_STATUS_NOT_SUPPORTED, CUDNN_STATUS_SUCCESS,
+                                                               CUDNN_STATUS_BAD_PARAM));
+    });
+    CHECK(message.find("conv2d backward-data") != std::string::npos);
+    CHECK(message.find("algorithm 1 with math type 0: CUDNN_STATUS_NOT_SUPPORTED") != std::string::npos);
+    CHECK(message.find("algorithm 3 with math type 0: CUDNN_STATUS_BAD_PARAM") != std::string::npos);
+    ConvDirection empty;
+    CHECK(error_of([&] { cuda::run_first_working(empty, "forward", attempt(CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS,
+                                                                           CUDNN_STATUS_SUCCESS)); })
+              .find("no usable forward algorithm") != std::string::npos);
+}
+
+NO_GPU_TEST_CASE("a CUDA context without a GPU is a clear sp::Error") {
     auto make_context = [] { Context ctx(Device::cuda); };
     CHECK_THROWS_WITH_AS(make_context(), doctest::Contains("no usable GPU"), Error);
     auto make_tensor = [] { Tensor t(Shape{4}, Device::cuda); };

@@ -14,13 +14,13 @@ namespace {
 struct Setup {
     std::unique_ptr<Model> model;
     Tensor images, labels;
-    Setup() {
+    explicit Setup(Device device = Device::cpu) {
         model = make_model("lenet", 1, 16, 16, 10);
-        model->allocate(Device::cpu, 3);
-        images = test::random_tensor(Shape{16, 1, 16, 16}, Device::cpu, 7);
+        model->allocate(device, 3);
+        images = test::random_tensor(Shape{16, 1, 16, 16}, device, 7);
         std::vector<float> y(16);
         for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 10);
-        labels = Tensor::from_host(y, Shape{16}, Device::cpu);
+        labels = Tensor::from_host(y, Shape{16}, device);
     }
 };
 
@@ -33,9 +33,9 @@ EDropoutOptions options(int64_t min_epochs, int64_t patience, int64_t min_genera
     return o;
 }
 
-std::vector<float> run_search(uint64_t seed, int generations) {
-    Setup s;
-    Context ctx(Device::cpu, seed);
+std::vector<float> run_search(uint64_t seed, int generations, Device device = Device::cpu) {
+    Setup s(device);
+    Context ctx(device, seed, /*deterministic=*/true);
     MaskSpace space(*s.model, MaskSpaceOptions{});
     EDropoutSearch search(space, options(100, 1000, 1000), ctx);
     for (int g = 0; g < generations; ++g) search.before_step(ctx, s.images, s.labels, 0);
@@ -143,4 +143,30 @@ TEST_CASE("edropout: generations with batched and one-by-one trial evaluation re
     batched.best_state(ctx, a);
     single.best_state(ctx, b);
     CHECK(a.to_host() == b.to_host());
+}
+
+GPU_TEST_CASE("edropout (cuda): reproducible per seed, restorable, and the best state keeps every layer") {
+    const std::vector<float> first = run_search(5, 6, Device::cuda);
+    CHECK(first == run_search(5, 6, Device::cuda));
+    CHECK(first != run_search(6, 6, Device::cuda));
+
+    Setup s(Device::cuda);
+    Context ctx(Device::cuda, 6, /*deterministic=*/true);
+    MaskSpace space(*s.model, MaskSpaceOptions{});
+    EDropoutSearch a(space, options(100, 1000, 1000), ctx);
+    for (int g = 0; g < 4; ++g) a.before_step(ctx, s.images, s.labels, 0);
+    const Checkpoint ck = test::saved_state(a);
+    EDropoutSearch b(space, options(100, 1000, 1000), ctx);
+    b.restore(ctx, ck);
+    for (int g = 0; g < 3; ++g) {
+        a.before_step(ctx, s.images, s.labels, 0);
+        b.before_step(ctx, s.images, s.labels, 0);
+    }
+    const std::vector<float> best = a.best_state_host();
+    CHECK(best == b.best_state_host());
+    for (const MaskSegment& seg : space.segments()) {
+        int64_t kept = 0;
+        for (int64_t i = 0; i < seg.size; ++i) kept += best[static_cast<size_t>(seg.offset + i)] != 0.0f;
+        CHECK(kept >= seg.min_kept);
+    }
 }

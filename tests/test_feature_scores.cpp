@@ -9,6 +9,7 @@
 
 #include "kernels/check.h"
 #include "nn/cpu/svd.h"
+#include "nn/cuda/svd.h"
 #include "nn/layers.h"
 #include "pruning/feature_scores.h"
 #include "tests/harness.h"
@@ -433,4 +434,28 @@ GPU_TEST_CASE("map_singular_values: cuSOLVER batched Jacobi agrees with the CPU 
     Tensor big = test::random_tensor(Shape{1, 1, 33, 8}, Device::cuda, 3);
     Tensor s(Shape{1, 1, 8}, Device::cuda);
     CHECK_THROWS_AS(map_singular_values(gpu, big, false, s), sp::Error);
+}
+
+GPU_TEST_CASE("map_singular_values (cuda): maps split over several cuSOLVER calls give the one-call values") {
+    // 4 × 5 = 20 maps in calls of at most 3: six full calls and a partial seventh.
+    Context gpu(Device::cuda, 1);
+    Tensor maps = test::random_tensor(Shape{4, 5, 12, 9}, Device::cuda, 77);
+    Tensor whole(Shape{4, 5, 9}, Device::cuda), chunked(Shape{4, 5, 9}, Device::cuda);
+    cuda::map_singular_values(gpu, maps, true, whole);
+    cuda::map_singular_values(gpu, maps, true, chunked, 3);
+    // Both runs are within the Jacobi bound of the first test of each map's exact values (a map
+    // skipped or written to another map's place would not be); singular values are >= 0.
+    const auto a = whole.to_host(), b = chunked.to_host(), x = maps.to_host();
+    const int64_t k = 9, side = 12;
+    for (int64_t m = 0; m < 20; ++m) {
+        double fro = 0.0;
+        for (int64_t i = 0; i < 12 * 9; ++i) fro += std::pow(std::max(0.0, double{x[static_cast<size_t>(m * 12 * 9 + i)]}), 2);
+        const double bound = 2.0 * test::gamma(4 * 100 * (k - 1) + side + 1) * std::sqrt(fro);
+        for (int64_t j = 0; j < k; ++j) {
+            CAPTURE(m);
+            CAPTURE(j);
+            CHECK(std::fabs(double{a[static_cast<size_t>(m * k + j)]} - b[static_cast<size_t>(m * k + j)]) <= bound);
+            CHECK(b[static_cast<size_t>(m * k + j)] >= 0.0f);
+        }
+    }
 }

@@ -81,7 +81,9 @@ std::pair<std::vector<float>, std::vector<float>> gibbs_training_steps(Device de
     auto model = make_model("lenet", 1, 16, 16, 10);
     model->allocate(device, 9);
     model->set_training(true);
-    Context ctx(device, 1);
+    // Deterministic: two runs are compared bit for bit, and cuDNN's non-deterministic backward
+    // algorithms (atomics) would make a correct CUDA implementation fail at random.
+    Context ctx(device, 1, /*deterministic=*/true);
     GibbsOptions o;
     o.p = 0.8;
     o.schedule = GibbsSchedule{1e2, 1e2, 1};
@@ -312,11 +314,15 @@ TEST_CASE("gibbs: [prune.gibbs] keys, ranges and the resolved config") {
     CHECK_THROWS_WITH_AS(parse_config(base + "temperature = 1.0\n", "g.toml"), doctest::Contains("unknown key 'prune.gibbs.temperature'"), Error);
 }
 
-TEST_CASE("gibbs: the training sampler resumes identically and logs its statistics") {
-    auto run_steps = [](int64_t from, int64_t to, const Checkpoint* resume, Checkpoint* save_at_end) {
+namespace {
+
+// Five sampler steps straight, and two + (save, restore) + three: the same epoch log (flip and
+// kept counters, β, sparsity). Returns the straight log.
+nlohmann::json check_sampler_resumes(Device device) {
+    auto run_steps = [device](int64_t from, int64_t to, const Checkpoint* resume, Checkpoint* save_at_end) {
         auto model = make_model("lenet", 1, 16, 16, 10);
-        model->allocate(Device::cpu, 3);
-        Context ctx(Device::cpu, 1);
+        model->allocate(device, 3);
+        Context ctx(device, 1);
         GibbsOptions o;
         o.p = 0.8;
         o.schedule = GibbsSchedule{1.0, 100.0, 4};
@@ -334,6 +340,13 @@ TEST_CASE("gibbs: the training sampler resumes identically and logs its statisti
     run_steps(0, 2, nullptr, &ck);
     const nlohmann::json resumed = run_steps(2, 5, &ck, nullptr);
     CHECK(straight.dump() == resumed.dump());
+    return straight;
+}
+
+}  // namespace
+
+TEST_CASE("gibbs: the training sampler resumes identically and logs its statistics") {
+    const nlohmann::json straight = check_sampler_resumes(Device::cpu);
     CHECK(straight["gibbs_beta"].get<double>() == doctest::Approx(std::pow(10.0, 2.0 / 3.0)));
     CHECK(straight["gibbs_steps"].get<int64_t>() == 5);
     const double flips = straight["gibbs_flip_rate"].get<double>();
@@ -343,15 +356,24 @@ TEST_CASE("gibbs: the training sampler resumes identically and logs its statisti
     CHECK(straight["gibbs_sparsity"].size() >= 2);
 }
 
-TEST_CASE("gibbs: several chains per step, scored together, train with the lowest-energy draw") {
+GPU_TEST_CASE("gibbs (cuda): the training sampler resumes identically; its counters are the CPU's") {
+    // The CUDA draws equal the CPU's bit for bit, so the flip and kept counters match exactly.
+    CHECK(check_sampler_resumes(Device::cuda).dump() == check_sampler_resumes(Device::cpu).dump());
+}
+
+namespace {
+
+// Four chains drawn and scored in one step on `device`: chain 0 is the single-chain draw, the
+// energies are the one-by-one evaluator's, the training mask is the lowest-energy chain.
+void check_chains(Device device) {
     auto model = make_model("lenet", 1, 16, 16, 10);
-    model->allocate(Device::cpu, 5);
-    Context ctx(Device::cpu, 1);
+    model->allocate(device, 5);
+    Context ctx(device, 1);
     std::vector<float> x(6 * 16 * 16), y(6);
     for (size_t i = 0; i < x.size(); ++i) x[i] = stream_uniform(11, i) - 0.5f;
     for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 10);
-    const Tensor images = Tensor::from_host(x, Shape{6, 1, 16, 16}, Device::cpu);
-    const Tensor labels = Tensor::from_host(y, Shape{6}, Device::cpu);
+    const Tensor images = Tensor::from_host(x, Shape{6, 1, 16, 16}, device);
+    const Tensor labels = Tensor::from_host(y, Shape{6}, device);
     GibbsOptions o;
     o.p = 0.7;
     o.schedule = GibbsSchedule{1e3, 1e3, 1};
@@ -380,8 +402,8 @@ TEST_CASE("gibbs: several chains per step, scored together, train with the lowes
     po.check_members = false;
     po.energy = EnergyKind::cross_entropy;
     PopulationEvaluator reference(space, po);
-    Tensor expected(Shape{4}, Device::cpu);
-    reference.evaluate_one_by_one(ctx, Tensor::from_host(pop, Shape{4, static_cast<int64_t>(d)}, Device::cpu), images, labels, expected);
+    Tensor expected(Shape{4}, device);
+    reference.evaluate_one_by_one(ctx, Tensor::from_host(pop, Shape{4, static_cast<int64_t>(d)}, device), images, labels, expected);
     const std::vector<float> e1 = expected.to_host();
     for (size_t k = 0; k < 4; ++k) CHECK(energies[k] == doctest::Approx(e1[k]).epsilon(1e-4));
     const size_t best = static_cast<size_t>(std::min_element(energies.begin(), energies.end()) - energies.begin());
@@ -390,6 +412,12 @@ TEST_CASE("gibbs: several chains per step, scored together, train with the lowes
     const nlohmann::json log = chains.epoch_log(ctx);
     CHECK(log["gibbs_chain_best_energy"].get<double>() == doctest::Approx(energies[best]));
     CHECK(log["gibbs_chain_best_energy"].get<double>() <= log["gibbs_chain_mean_energy"].get<double>());
+}
+
+}  // namespace
+
+TEST_CASE("gibbs: several chains per step, scored together, train with the lowest-energy draw") {
+    check_chains(Device::cpu);
     CHECK_THROWS_WITH_AS(parse_config("[prune]\nmethod = \"gibbs\"\n[prune.gibbs]\nchains = 0\n", "g.toml"),
                          doctest::Contains("key 'prune.gibbs.chains'"), Error);
 }
@@ -438,6 +466,10 @@ TEST_CASE("gibbs: the draw applies the mask in the same pass; fused training is 
     CHECK(bitwise_equal(fused.first, unfused.first));
     CHECK(bitwise_equal(fused.second, unfused.second));
     CHECK_FALSE(bitwise_equal(fused.first, gibbs_training_steps(Device::cpu, true, 3).first));  // the check can tell
+}
+
+GPU_TEST_CASE("gibbs (cuda): several chains per step, scored together, train with the lowest-energy draw") {
+    check_chains(Device::cuda);
 }
 
 GPU_TEST_CASE("gibbs: CUDA fused training is bitwise the unfused one") {

@@ -76,6 +76,7 @@ std::vector<float> random_population(const MaskSpace& space, int64_t p, uint64_t
 std::vector<double> as_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
 // Per-member bound on |batched - one-by-one| (or CUDA - CPU) energies; see the file comment.
+// `n` is a CPU net (a CUDA net's bound comes from its CPU twin: make_net with the same arguments).
 std::vector<double> energy_bounds(Net& n, MaskSpace& space, const std::vector<float>& pop, int64_t members,
                                   EnergyKind kind) {
     Context ctx(Device::cpu);
@@ -278,23 +279,28 @@ TEST_CASE("population: masking changes energies; gate before / after BN differ o
     CHECK(v[2] != v[1]);
 }
 
-TEST_CASE("population: chunking (max_images_per_pass) and per-member batch statistics") {
+namespace {
+
+void check_chunking_and_member_statistics(Device device) {
     const int64_t batch = 4, members = 5;
-    Net n = make_net("resnet20", 3, 16, Device::cpu, batch);
-    Context ctx(Device::cpu);
+    Net n = make_net("resnet20", 3, 16, device, batch);
+    Context ctx(device, 0, /*deterministic=*/true);
     MaskSpace space(*n.model, MaskSpaceOptions{});
-    Tensor pop = Tensor::from_host(random_population(space, members, 77), Shape{members, space.size()}, Device::cpu);
+    Tensor pop = Tensor::from_host(random_population(space, members, 77), Shape{members, space.size()}, device);
     PopulationOptions po;
     PopulationEvaluator whole(space, po);
-    Tensor all(Shape{members}, Device::cpu);
+    Tensor all(Shape{members}, device);
     whole.evaluate(ctx, pop, n.images, n.labels, all);
-    const auto chunk_bounds = energy_bounds(n, space, pop.to_host(), members, po.energy);
+    Net twin = make_net("resnet20", 3, 16, Device::cpu, batch);
+    MaskSpace twin_space(*twin.model, MaskSpaceOptions{});
+    const auto chunk_bounds = energy_bounds(twin, twin_space, pop.to_host(), members, po.energy);
     for (int64_t limit : {1, 8, 12, 100}) {  // 1 and 4 images: one member per pass; 8: 2, 12: 3 (+2), 100: all
         CAPTURE(limit);
         po.max_images_per_pass = limit;
         PopulationEvaluator chunked(space, po);
-        Tensor e(Shape{members}, Device::cpu);
+        Tensor e(Shape{members}, device);
         chunked.evaluate(ctx, pop, n.images, n.labels, e);
+        CHECK(chunked.members_per_pass() == std::min<int64_t>(members, std::max<int64_t>(1, limit / batch)));
         test::check_within(e.to_host(), as_double(all.to_host()), chunk_bounds, "chunked vs whole");
     }
     // Train-mode BN per member: equals one-by-one, differs from eval mode, and leaves the
@@ -304,13 +310,87 @@ TEST_CASE("population: chunking (max_images_per_pass) and per-member batch stati
     po = PopulationOptions{};
     po.member_batch_statistics = true;
     PopulationEvaluator stats(space, po);
-    Tensor a(Shape{members}, Device::cpu), b(Shape{members}, Device::cpu);
+    Tensor a(Shape{members}, device), b(Shape{members}, device);
     stats.evaluate(ctx, pop, n.images, n.labels, a);
     stats.evaluate_one_by_one(ctx, pop, n.images, n.labels, b);
     test::check_within(a.to_host(), as_double(b.to_host()), 0.0, "member statistics: batched vs one-by-one");
     CHECK(a.to_host()[0] != all.to_host()[0]);
     CHECK(n.model->parameters().states().to_host() == states);
     CHECK_FALSE(n.model->training());
+}
+
+// Restores "no memory limit" when a check fails mid-way.
+struct MemoryLimit {
+    Device device;
+    MemoryLimit(Device d, size_t bytes) : device(d) { Buffer::set_memory_limit(d, bytes); }
+    ~MemoryLimit() { Buffer::set_memory_limit(device, 0); }
+};
+
+// Bytes above the live count at its start that one evaluation of `members` members needs at its
+// peak (fresh model and evaluator each time, so nothing of an earlier pass is still held).
+size_t evaluation_peak(Device device, int64_t members, int64_t max_images_per_pass) {
+    const int64_t batch = 4;
+    Net n = make_net("resnet20", 3, 16, device, batch);
+    Context ctx(device);
+    MaskSpace space(*n.model, MaskSpaceOptions{});
+    Tensor pop = Tensor::from_host(random_population(space, members, 77), Shape{members, space.size()}, device);
+    Tensor e(Shape{members}, device);
+    const size_t live = Buffer::live_bytes(device);
+    Buffer::reset_peak(device);
+    PopulationOptions po;
+    po.max_images_per_pass = max_images_per_pass;
+    PopulationEvaluator(space, po).evaluate(ctx, pop, n.images, n.labels, e);
+    return Buffer::peak_bytes(device) - live;
+}
+
+// Out of memory while evaluating: the evaluator halves its members per pass until a pass fits
+// (energies as without the limit), and fails with OutOfMemory when one member does not fit.
+// Each evaluation runs on a fresh, identical model, which holds no activations of a former pass.
+void check_out_of_memory_halving(Device device) {
+    const int64_t batch = 4, members = 5;
+    const size_t full = evaluation_peak(device, members, 0), one = evaluation_peak(device, members, batch);
+    REQUIRE(one < full);
+    auto evaluate = [&](size_t headroom, Tensor& energies, int64_t* members_per_pass) {
+        Net n = make_net("resnet20", 3, 16, device, batch);
+        Context ctx(device);
+        MaskSpace space(*n.model, MaskSpaceOptions{});
+        Tensor pop = Tensor::from_host(random_population(space, members, 77), Shape{members, space.size()}, device);
+        PopulationEvaluator evaluator(space, PopulationOptions{});
+        MemoryLimit limit(device, headroom ? Buffer::live_bytes(device) + headroom : 0);
+        evaluator.evaluate(ctx, pop, n.images, n.labels, energies);
+        if (members_per_pass) *members_per_pass = evaluator.members_per_pass();
+    };
+    Tensor unlimited(Shape{members}, device), limited(Shape{members}, device);
+    int64_t per_pass = 0;
+    evaluate(0, unlimited, &per_pass);
+    CHECK(per_pass == members);
+    evaluate((one + full) / 2, limited, &per_pass);
+    CHECK(per_pass < members);
+    CHECK(per_pass >= 1);
+    Net n = make_net("resnet20", 3, 16, Device::cpu, batch);
+    MaskSpace space(*n.model, MaskSpaceOptions{});
+    const auto pop = random_population(space, members, 77);
+    test::check_within(limited.to_host(), as_double(unlimited.to_host()),
+                       energy_bounds(n, space, pop, members, EnergyKind::margin), "halved vs whole");
+    CHECK_THROWS_AS(evaluate(one / 4, limited, nullptr), OutOfMemory);
+}
+
+}  // namespace
+
+TEST_CASE("population: chunking (max_images_per_pass) and per-member batch statistics") {
+    check_chunking_and_member_statistics(Device::cpu);
+}
+
+GPU_TEST_CASE("population (cuda): chunking (max_images_per_pass) and per-member batch statistics") {
+    check_chunking_and_member_statistics(Device::cuda);
+}
+
+TEST_CASE("population: out of memory halves the members per pass; one member too many is an OutOfMemory") {
+    check_out_of_memory_halving(Device::cpu);
+}
+
+GPU_TEST_CASE("population (cuda): out of memory halves the members per pass; one member too many is an OutOfMemory") {
+    check_out_of_memory_halving(Device::cuda);
 }
 
 TEST_CASE("mask space: kept widths rounded up to a multiple, best-scoring pruned units first") {

@@ -1,6 +1,6 @@
-// The training pipeline end to end on the CPU: a short run on a Fashion-MNIST subset learns,
-// writes its run directory, and an interrupted-and-resumed run ends with bitwise the same
-// weights as an uninterrupted one.
+// The training pipeline end to end, on the CPU and (GPU cases) on CUDA: a short run on a
+// Fashion-MNIST subset learns, writes its run directory, and an interrupted-and-resumed run ends
+// with bitwise the same weights as an uninterrupted one.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "data/idx.h"
+#include "harness.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "train/config.h"
@@ -20,7 +21,6 @@ using namespace sp;
 
 namespace {
 
-
 std::string scratch(const std::string& name) {
     std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_train_" + std::to_string(::getpid()) + "/" + name;
     std::filesystem::remove_all(dir);
@@ -28,9 +28,9 @@ std::string scratch(const std::string& name) {
     return dir;
 }
 
-ExperimentConfig small_config(const std::string& dir) {
+ExperimentConfig small_config(const std::string& dir, const std::string& device = "cpu") {
     std::string path = dir + "/small.toml";
-    std::ofstream(path) << "name = \"small\"\nseed = 3\ndevice = \"cpu\"\ndeterministic = true\n"
+    std::ofstream(path) << "name = \"small\"\nseed = 3\ndevice = \"" << device << "\"\ndeterministic = true\n"
                            "[data]\ntrain_subset = 1200\nvalidation = 200\n"
                            "[model]\nname = \"lenet\"\n"
                            "[train]\nepochs = 2\nbatch_size = 50\neval_batch_size = 1000\nlr = 0.05\nschedule = \"cosine\"\n";
@@ -43,8 +43,6 @@ std::vector<nlohmann::json> read_metrics(const std::string& dir) {
     for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
     return records;
 }
-
-}  // namespace
 
 TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run directory" * doctest::skip(!fashion_mnist_available())) {
     std::string dir = scratch("learn");
@@ -74,13 +72,16 @@ TEST_CASE("train: two epochs on a Fashion-MNIST subset learn and write the run d
     CHECK_THROWS_WITH_AS(train_experiment(small_config(dir), options), doctest::Contains("--resume"), Error);
 }
 
-TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weights" * doctest::skip(!fashion_mnist_available())) {
-    std::string dir = scratch("resume");
-    ExperimentConfig config = small_config(dir);
+// Stopped twice (mid-epoch, then across the epoch boundary) and resumed: bitwise the weights and
+// the metrics of an uninterrupted run (deterministic mode on CUDA: no atomics, fixed algorithms).
+void check_resume_is_bitwise(const std::string& device) {
+    std::string dir = scratch("resume_" + device);
+    ExperimentConfig config = small_config(dir, device);
     TrainOptions straight;
     straight.out_dir = dir + "/straight";
     straight.quiet = true;
-    train_experiment(config, straight);
+    nlohmann::json summary = train_experiment(config, straight);
+    CHECK(summary["top1"].get<double>() > 50.0);  // it learns on this device too
 
     TrainOptions interrupted = straight;
     interrupted.out_dir = dir + "/interrupted";
@@ -98,7 +99,21 @@ TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weig
     size_t differing = 0;
     for (const auto& [name, entry] : a.tensors) differing += entry.values != b.tensors.at(name).values;
     CHECK(differing == 0);
-    CHECK(read_metrics(straight.out_dir).size() == read_metrics(interrupted.out_dir).size());
+    const auto straight_metrics = read_metrics(straight.out_dir), resumed_metrics = read_metrics(interrupted.out_dir);
+    REQUIRE(straight_metrics.size() == resumed_metrics.size());
+    for (size_t e = 0; e < straight_metrics.size(); ++e)
+        CHECK(straight_metrics[e]["train_loss"] == resumed_metrics[e]["train_loss"]);
+}
+
+}  // namespace
+
+TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weights" * doctest::skip(!fashion_mnist_available())) {
+    check_resume_is_bitwise("cpu");
+}
+
+GPU_TEST_CASE("train (cuda): two deterministic epochs learn; interrupted and resumed, bitwise the same weights") {
+    REQUIRE(fashion_mnist_available());  // a GPU machine carries the data in third_party/
+    check_resume_is_bitwise("cuda");
 }
 
 TEST_CASE("train: build_model applies model.widths; a compacted model's widths override them") {
