@@ -2,12 +2,14 @@
 # `make help` lists the targets. Variables (override on the command line):
 #   CUDA_HOME   CUDA toolkit root                          (default /usr/local/cuda)
 #   CUDNN_HOME  cuDNN root with include/ and lib/           (default: the toolkit's, else the
-#               nvidia-cudnn Python package of python3, as on the GPU machine's PyTorch install)
+#               nvidia-cudnn wheel of python3, as on the GPU machine's PyTorch install; CUDA
+#               libraries the toolkit lacks come from the nvidia-* cu13 wheels: make print-deps)
 #   ARCHS       GPU architectures for machine code          (default "80 90"; PTX for the last)
 #   BLAS        openblas | none: BLAS for the CPU backend   (default openblas when its header exists)
 #   DEBUG=1     -O0 -g, and synchronise the device after every checked call
 #   SAN=1       AddressSanitizer + UndefinedBehaviorSanitizer on host code
 #   JOBS        parallel compile jobs for the convenience targets (default: number of cores)
+#   BUILD_ROOT  where the per-configuration build folders go (default build)
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
@@ -15,16 +17,20 @@ CXX       ?= g++
 ARCHS     ?= 80 90
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
-ifeq ($(origin CUDNN_HOME),undefined)
-  ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
-    CUDNN_HOME := $(CUDA_HOME)
-  else
-    CUDNN_HOME := $(shell python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null)
-  endif
+CUDNN_HOME ?=
+BUILD_ROOT ?= build
+
+# The native dependencies (CUDA libraries from the toolkit or the NVIDIA wheels, zlib, the
+# header-only libraries), found afresh on every run: DEP_INCLUDES, DEP_LDFLAGS, DEP_LIBS and
+# DEP_MISSING, in a fragment written by scripts/find_deps.py.
+DEPS_PYTHON ?= python3
+DEPS_MK   := $(BUILD_ROOT)/deps.mk
+FIND_DEPS := $(DEPS_PYTHON) scripts/find_deps.py --cuda-home '$(CUDA_HOME)' --cudnn-home '$(CUDNN_HOME)' --third-party third_party
+$(shell mkdir -p $(BUILD_ROOT) && rm -f $(DEPS_MK) && $(FIND_DEPS) --makefile $(DEPS_MK))
+ifeq ($(wildcard $(DEPS_MK)),)
+  $(error could not run scripts/find_deps.py with '$(DEPS_PYTHON)' (set DEPS_PYTHON): it finds the CUDA libraries and headers the build needs)
 endif
-CUDNN_LIBDIR := $(firstword $(wildcard $(CUDNN_HOME)/lib64/libcudnn.so* $(CUDNN_HOME)/lib/libcudnn.so*))
-CUDNN_LIBDIR := $(if $(CUDNN_LIBDIR),$(dir $(CUDNN_LIBDIR)),$(CUDA_HOME)/lib64)
-CUDNN_LINK   := $(if $(wildcard $(CUDNN_LIBDIR)libcudnn.so),-lcudnn,-l:libcudnn.so.9)
+include $(DEPS_MK)
 
 ifeq ($(origin BLAS),undefined)
   BLAS := $(if $(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h),openblas,none)
@@ -38,12 +44,12 @@ endif
 ifeq ($(SAN),1)
   CONFIG := $(CONFIG)-san
 endif
-BUILD := build/$(CONFIG)
+BUILD := $(BUILD_ROOT)/$(CONFIG)
 # Device code does not depend on the host sanitizers: SAN=1 reuses the plain build's objects.
-CU_BUILD := build/$(if $(filter 1,$(DEBUG)),debug,release)
+CU_BUILD := $(BUILD_ROOT)/$(if $(filter 1,$(DEBUG)),debug,release)
 
 # Header-only dependencies gathered by `make third-party` come first, then the system's.
-INCLUDES := -I. -Ithird_party/include -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include
+INCLUDES := -I. -Ithird_party/include $(DEP_INCLUDES)
 DEFS     := -DTOML_HEADER_ONLY=1
 OPT      := -O3
 ifeq ($(DEBUG),1)
@@ -70,8 +76,8 @@ LAST_ARCH := $(lastword $(ARCHS))
 GENCODE   := $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -gencode arch=compute_$(LAST_ARCH),code=compute_$(LAST_ARCH)
 NVCCFLAGS := -std=c++17 $(OPT) $(GENCODE) -MMD -MP $(INCLUDES) $(DEFS) -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
 NVCCFLAGS += -lineinfo
-LDFLAGS := -fopenmp $(SANFLAGS) -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR)
-LDLIBS  := $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart $(BLAS_LIBS) -lz -ldl -lpthread
+LDFLAGS := -fopenmp $(SANFLAGS) $(DEP_LDFLAGS)
+LDLIBS  := $(DEP_LIBS) $(BLAS_LIBS) -ldl -lpthread
 
 LIB_DIRS := kernels nn data pruning train
 LIB_CPP  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp)))
@@ -86,7 +92,7 @@ TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib
 
-.PHONY: all help deps third-party build test run train exp bench-population bench-gibbs bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
+.PHONY: all help deps third-party build test run train exp gpu-check bench-population bench-gibbs bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
 
 all: $(APP) $(TESTS)  ## build the library, bin/spinprune and the test binary
@@ -108,12 +114,26 @@ deps:  ## install the Debian packages the project needs, when missing (apt-get)
 	    echo "make deps: could not install $$missing (offline? see README: make third-party); going on"; \
 	fi
 
-third-party: deps  ## gather the header-only dependencies into third_party/ for an offline GPU machine
+third-party: deps  ## gather the header-only dependencies, zlib's headers and Fashion-MNIST into third_party/ for an offline GPU machine
 	rm -rf third_party && mkdir -p third_party/include third_party/data
-	cp -r /usr/include/doctest /usr/include/toml++ /usr/include/CLI /usr/include/nlohmann third_party/include/
+	cp -r /usr/include/doctest /usr/include/toml++ /usr/include/CLI /usr/include/nlohmann /usr/include/zlib.h /usr/include/zconf.h third_party/include/
 	cp -r /usr/share/datasets/fashion-mnist third_party/data/
 
 build: $(APP) $(TESTS)  ## same as all
+
+.PHONY: check-deps print-deps
+check-deps:
+	@if [ -n "$(strip $(DEP_MISSING))" ]; then \
+	  $(FIND_DEPS) --report | grep MISSING; \
+	  echo "the build needs these first (make deps installs the Debian packages; make print-deps shows what was found)"; exit 1; fi
+
+print-deps:  ## where the build finds the CUDA libraries, cuDNN, zlib and the headers; then loads each library
+	@$(FIND_DEPS) --report; status=$$?; \
+	$(MAKE) --no-print-directory $(BUILD)/bin/deps_check >/dev/null && $(BUILD)/bin/deps_check || status=1; exit $$status
+
+$(BUILD)/bin/deps_check: tools/deps_check.cpp | check-deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -126,11 +146,12 @@ $(APP): $(APP_OBJ) $(LIB)
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/%.o: %.cpp
+# Objects wait for the dependency check, which names whatever is missing.
+$(BUILD)/%.o: %.cpp | check-deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(CU_BUILD)/%.cu.o: %.cu
+$(CU_BUILD)/%.cu.o: %.cu | check-deps
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -156,6 +177,9 @@ exp: deps  ## run experiments/$(EXP).toml end to end: baseline, prune, fine-tune
 	@test -n "$(EXP)" || { echo "make exp: name an experiment, e.g. make exp EXP=fashion_mnist_lenet_l1"; exit 2; }
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	./$(APP) run --config experiments/$(EXP).toml $(RUN_ARGS)
+
+gpu-check:  ## the whole GPU verdict in one command (<= 8 min, build included) into OUT (default runs/gpu_check); a dry run without a GPU
+	scripts/gpu_check.sh $(OUT)
 
 data-cifar10:  ## download CIFAR-10 (binary) into data/cifar-10, md5-checked
 	scripts/fetch_cifar.sh cifar10 data/cifar-10
@@ -281,8 +305,7 @@ FUZZ_SRC     := data/idx.cpp data/cifar.cpp data/dataset.cpp nn/checkpoint.cpp t
 FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(CU_BUILD)/kernels/elementwise.cu.o
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP $(INCLUDES) $(DEFS)
-FUZZ_LDLIBS  := -L$(CUDA_HOME)/lib64 -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIBDIR) \
-                $(CUDNN_LINK) -lcublas -lcurand -lcusolver -lcudart -lz
+FUZZ_LDLIBS  := $(DEP_LDFLAGS) $(DEP_LIBS)
 FUZZ_MAX_LEN := idx=4096 cifar=16384 config=8192 checkpoint=4096 mask=4096
 
 $(FUZZ_DIR)/obj/%.o: %.cpp

@@ -4,12 +4,13 @@
 # on the same device, same batch, same precision, in one run. Writes
 # bench/results/<device>_train_step[_tf32].md.
 # Usage: bench/train_vs_torch.sh [cpu|cuda]   (env: MODELS, BATCHES, STEPS, REPEATS, PYTHON,
-#        MATH=fp32|tf32: exact FP32 or TF32 tensor cores on both sides; default tf32 on the GPU)
+#        MATH=fp32|tf32: exact FP32 or TF32 tensor cores on both sides; default tf32 on the GPU;
+#        COMPILE=0: no torch.compile column on the GPU; RESULT=file: the table there instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-$(nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
 if [[ $device == cuda ]]; then
-    batches=${BATCHES:-128,512} steps=${STEPS:-20} repeats=${REPEATS:-5} compile=--compile
+    batches=${BATCHES:-128,512} steps=${STEPS:-20} repeats=${REPEATS:-5} compile=$([[ ${COMPILE:-1} == 1 ]] && echo --compile)
     label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 else
     batches=${BATCHES:-32,128} steps=${STEPS:-2} repeats=${REPEATS:-3} compile=
@@ -32,7 +33,7 @@ out=$(mktemp -d)
 slug=$(echo "$label" | tr 'A-Z ' 'a-z_' | tr -cd 'a-z0-9_' | cut -c1-40)
 [[ $device == cpu ]] && slug=cpu
 suffix=$([[ $math == tf32 ]] && echo _tf32)
-python3 - "$out" "$label" "$device" "bench/results/${slug}_train_step${suffix}.md" "$steps" "$repeats" "$math" <<'PY'
+python3 - "$out" "$label" "$device" "${RESULT:-bench/results/${slug}_train_step${suffix}.md}" "$steps" "$repeats" "$math" <<'PY'
 import datetime, json, subprocess, sys
 out, label, device, path, steps, repeats, math = sys.argv[1:]
 ours = [json.loads(l) for l in open(f"{out}/ours.jsonl")]
