@@ -11,7 +11,10 @@
 #   JOBS        parallel compile jobs for the convenience targets (default: number of cores)
 #   BUILD_ROOT  where the per-configuration build folders go (default build)
 
-CUDA_HOME ?= /usr/local/cuda
+# The toolkit: /usr/local/cuda, else the one whose nvcc is on PATH.
+ifeq ($(origin CUDA_HOME),undefined)
+  CUDA_HOME := $(if $(wildcard /usr/local/cuda/bin/nvcc),/usr/local/cuda,$(patsubst %/bin/nvcc,%,$(realpath $(shell command -v nvcc 2>/dev/null))))
+endif
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
 CXX       ?= g++
 ARCHS     ?= 80 90
@@ -193,6 +196,7 @@ data-fashion-mnist: deps  ## Fashion-MNIST from the Debian package dataset-fashi
 
 # Every bench/NAME.cpp is one program, $(BUILD)/bin/NAME_bench, linked against the library.
 BENCH_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard bench/*.cpp))
+.SECONDARY: $(BENCH_OBJ)  # objects made by the pattern chain above are kept, not rebuilt every time
 $(BUILD)/bin/%_bench: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
