@@ -336,3 +336,53 @@ TEST_CASE("PyTorch and ONNX Runtime evaluate spinprune checkpoints with spinprun
     CHECK(fs::file_size(onnx) > 0);
     fs::remove_all(dir);
 }
+
+TEST_CASE("model description: round trip, older checkpoints and malformed keys are named") {
+    ModelOptions options;
+    options.shortcut = ShortcutOption::b;
+    options.widths = {{"layer1.0.conv1", 5}};
+    auto model = make_model("resnet20", 3, 8, 8, 10, options);
+    model->allocate(Device::cpu, 1);
+    const ModelDescription d = describe_model(*model, {0.1f, 0.2f, 0.3f}, {0.5f, 0.6f, 0.7f});
+    std::vector<Tensor> views;
+    const fs::path dir = fresh_dir("description");
+    const std::string path = (dir / "model.safetensors").string();
+    std::map<std::string, std::string> meta;
+    add_description(d, meta);
+    save_checkpoint(path, named_tensors(*model, views), meta);
+    Checkpoint ck = load_checkpoint(path);
+    const ModelDescription back = read_description(ck);
+    CHECK(back.architecture == "resnet20");
+    CHECK(back.input_shape == std::vector<int64_t>{3, 8, 8});
+    CHECK(back.num_classes == 10);
+    CHECK(back.mean == d.mean);
+    CHECK(back.std == d.std);
+    CHECK(back.shortcut == "B");
+    CHECK(back.widths.at("layer1.0.conv1") == 5);
+    CHECK(back.channel_sets.at("fc") == 10);
+    CHECK(back.widths == d.widths);
+
+    // A checkpoint from before the description: spinprune says what is missing, and so does Python.
+    Checkpoint old = ck;
+    for (const char* key : {"architecture", "input_shape", "num_classes", "normalization", "model_options", "widths",
+                            "channel_sets", "weight_masks"})
+        old.metadata.erase(key);
+    CHECK_FALSE(has_description(old));
+    CHECK(test::error_of([&] { read_description(old); }).find("written before spinprune stored one") != std::string::npos);
+    save_checkpoint(path, old);
+    require_torch({"torch"});
+    CHECK(run("PYTHONPATH=python " + torch_python() + " -m spinprune_torch export-onnx " + path + " " +
+                  (dir / "x.onnx").string(), dir / "python.log") == 1);
+    CHECK(read_text(dir / "python.log").find("written before spinprune stored one") != std::string::npos);
+
+    // A malformed value names the file, the key and what was expected.
+    Checkpoint bad = ck;
+    bad.metadata["input_shape"] = "[3, 8]";
+    CHECK(test::error_of([&] { read_description(bad); })
+              .find(path + ": metadata 'input_shape' is '[3, 8]', expected [C, H, W] of positive integers") == 0);
+    bad = ck;
+    bad.metadata["weight_masks"] = "[\"conv1\"]";
+    CHECK(test::error_of([&] { read_description(bad); }).find("lacks 'conv1.weight' or 'conv1.weight_mask'") !=
+          std::string::npos);
+    fs::remove_all(dir);
+}
