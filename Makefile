@@ -93,7 +93,13 @@ LIB      := $(BUILD)/libspinprune.a
 APP      := $(if $(filter release,$(CONFIG)),bin/spinprune,$(BUILD)/bin/spinprune)
 TESTS    := $(BUILD)/spinprune_tests
 
-DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib
+DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib \
+                python3-torch python3-onnx python3-pip
+# The PyTorch oracle's Python (tests/test_torch_oracle.cpp): Debian's, where python3-torch lives.
+# onnxruntime is not in Debian: pip installs the pinned wheel into it (no dependencies: the
+# runtime needs only NumPy, which Debian's python3-torch brings).
+TORCH_PYTHON ?= /usr/bin/python3
+ONNXRUNTIME  := onnxruntime==1.20.1
 
 .PHONY: all help deps third-party build test run train exp gpu-check bench-population bench-gibbs bench-scoring bench-train clean data-cifar10 data-cifar100 data-fashion-mnist
 .DEFAULT_GOAL := all
@@ -116,6 +122,9 @@ deps:  ## install the Debian packages the project needs, when missing (apt-get)
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; } || \
 	    echo "make deps: could not install $$missing (offline? see README: make third-party); going on"; \
 	fi
+	@$(TORCH_PYTHON) -c 'import onnxruntime' 2>/dev/null || { echo "installing: $(ONNXRUNTIME) (pip, for $(TORCH_PYTHON))"; \
+	  $(TORCH_PYTHON) -m pip install -q --break-system-packages --no-deps $(ONNXRUNTIME) || \
+	    echo "make deps: could not install $(ONNXRUNTIME); the ONNX checks of the suite will fail"; }
 
 third-party: deps  ## gather the header-only dependencies, zlib's headers and Fashion-MNIST into third_party/ for an offline GPU machine
 	rm -rf third_party && mkdir -p third_party/include third_party/data
@@ -163,7 +172,7 @@ $(CU_BUILD)/%.cu.o: %.cu | check-deps
 test: deps  ## install deps, build, run the test suite
 	@$(MAKE) --no-print-directory -j$(JOBS) $(TESTS) $(APP)
 	@mkdir -p $(BUILD) && set -o pipefail; \
-	SPINPRUNE_BIN=$(APP) ./$(TESTS) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; status=$$?; \
+	SPINPRUNE_BIN=$(APP) SPINPRUNE_TORCH_PYTHON=$(TORCH_PYTHON) ./$(TESTS) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; status=$$?; \
 	grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$' $(BUILD)/test.log | tail -n 1; \
 	exit $$status
 

@@ -179,6 +179,93 @@ Checkpoint parse_checkpoint(const std::string& contents, const std::string& path
     return ck;
 }
 
+void add_description(const ModelDescription& d, std::map<std::string, std::string>& metadata) {
+    metadata["architecture"] = d.architecture;
+    metadata["input_shape"] = json(d.input_shape).dump();
+    metadata["num_classes"] = std::to_string(d.num_classes);
+    metadata["normalization"] = d.mean.empty() ? "null" : json{{"mean", d.mean}, {"std", d.std}}.dump();
+    metadata["model_options"] =
+        json{{"shortcut", d.shortcut}, {"bn_momentum", d.bn_momentum}, {"bn_eps", d.bn_eps}, {"dropout", d.dropout}}.dump();
+    metadata["widths"] = json(d.widths).dump();
+    metadata["channel_sets"] = json(d.channel_sets).dump();
+    metadata["weight_masks"] = json(d.weight_masks).dump();
+}
+
+bool has_description(const Checkpoint& ck) { return ck.metadata.count("architecture") > 0; }
+
+ModelDescription read_description(const Checkpoint& ck) {
+    SP_REQUIRE(has_description(ck), ck.path << ": checkpoint has no model description (metadata 'architecture', "
+                                                "'input_shape', 'normalization', ...): it was written before spinprune "
+                                                "stored one; spinprune still rebuilds it from its 'config' and 'widths'");
+    // The JSON value of `key`, which must exist and satisfy `valid` (`expected` says what that is).
+    auto value = [&](const char* key, const char* expected, auto valid) {
+        const json v = json::parse(ck.meta(key), nullptr, /*allow_exceptions=*/false);
+        SP_REQUIRE(!v.is_discarded() && valid(v),
+                   ck.path << ": metadata '" << key << "' is '" << ck.meta(key) << "', expected " << expected);
+        return v;
+    };
+    auto is_widths = [](const json& v) {
+        if (!v.is_object()) return false;
+        for (const auto& w : v)
+            if (!w.is_number_integer() || w.get<int64_t>() < 1) return false;
+        return true;
+    };
+    auto is_floats = [](const json& v, size_t n) {
+        if (!v.is_array() || v.size() != n) return false;
+        for (const auto& x : v)
+            if (!x.is_number()) return false;
+        return true;
+    };
+    ModelDescription d;
+    d.architecture = ck.meta("architecture");
+    const json shape = value("input_shape", "[C, H, W] of positive integers", [](const json& v) {
+        if (!v.is_array() || v.size() != 3) return false;
+        for (const auto& x : v)
+            if (!x.is_number_integer() || x.get<int64_t>() < 1) return false;
+        return true;
+    });
+    d.input_shape = shape.get<std::vector<int64_t>>();
+    d.num_classes = value("num_classes", "a positive integer",
+                          [](const json& v) { return v.is_number_integer() && v.get<int64_t>() > 0; })
+                        .get<int64_t>();
+    const size_t channels = static_cast<size_t>(d.input_shape[0]);
+    const json norm = value("normalization", "null or {\"mean\": [...], \"std\": [...]} of one number per input channel",
+                            [&](const json& v) {
+                                return v.is_null() || (v.is_object() && v.contains("mean") && v.contains("std") &&
+                                                       is_floats(v["mean"], channels) && is_floats(v["std"], channels));
+                            });
+    if (!norm.is_null()) {
+        d.mean = norm["mean"].get<std::vector<float>>();
+        d.std = norm["std"].get<std::vector<float>>();
+        for (float s : d.std) SP_REQUIRE(s > 0.0f, ck.path << ": metadata 'normalization' has std " << s << ", expected > 0");
+    }
+    const json options = value("model_options", "{\"shortcut\": \"A\" | \"B\", \"bn_momentum\", \"bn_eps\", \"dropout\"}",
+                               [](const json& v) {
+                                   return v.is_object() && v.contains("shortcut") &&
+                                          (v["shortcut"] == "A" || v["shortcut"] == "B") && v.contains("bn_momentum") &&
+                                          v["bn_momentum"].is_number() && v.contains("bn_eps") && v["bn_eps"].is_number() &&
+                                          v.contains("dropout") && v["dropout"].is_number();
+                               });
+    d.shortcut = options["shortcut"].get<std::string>();
+    d.bn_momentum = options["bn_momentum"].get<float>();
+    d.bn_eps = options["bn_eps"].get<float>();
+    d.dropout = options["dropout"].get<float>();
+    d.widths = value("widths", "an object of positive integer widths", is_widths).get<std::map<std::string, int64_t>>();
+    d.channel_sets =
+        value("channel_sets", "an object of positive integer widths", is_widths).get<std::map<std::string, int64_t>>();
+    d.weight_masks = value("weight_masks", "an array of layer names", [](const json& v) {
+                         if (!v.is_array()) return false;
+                         for (const auto& x : v)
+                             if (!x.is_string()) return false;
+                         return true;
+                     }).get<std::vector<std::string>>();
+    for (const std::string& layer : d.weight_masks)
+        SP_REQUIRE(ck.tensors.count(layer + ".weight_mask") && ck.tensors.count(layer + ".weight"),
+                   ck.path << ": metadata 'weight_masks' names layer '" << layer << "', but the checkpoint lacks '"
+                           << layer << ".weight' or '" << layer << ".weight_mask'");
+    return d;
+}
+
 MaskFile parse_mask(const std::string& contents, const std::string& path, int64_t units) {
     Checkpoint ck = parse_checkpoint(contents, path);
     auto format = ck.metadata.find("format");

@@ -160,6 +160,7 @@ public:
     Tensor running_mean() const;  // (C), state
     Tensor running_var() const;
     int64_t channels() const { return channels_; }
+    float eps() const { return eps_; }
     int gamma_index() const { return gamma_index_; }
     int beta_index() const { return beta_index_; }
 

@@ -513,7 +513,7 @@ TEST_CASE("bad inputs: data files, names, ranges, checkpoints and devices are na
     lenet->allocate(Device::cpu, 1);
     ExperimentConfig lenet_config;
     const std::string checkpoint = dir + "/lenet.safetensors";
-    save_model(checkpoint, *lenet, lenet_config);
+    save_model(checkpoint, *lenet, lenet_config, Normalization{});
     auto resnet = make_model("resnet20", 1, 28, 28, 10);
     resnet->allocate(Device::cpu, 1);
     has(error_of([&] { load_model_weights(*resnet, checkpoint); }),

@@ -118,6 +118,10 @@ int main(int argc, char** argv) {
         if (*info) {
             if (!checkpoint_path.empty()) load_model_weights(*model, checkpoint_path);
             print_layer_table(*model);
+            if (!checkpoint_path.empty() && !has_description(load_checkpoint(checkpoint_path)))
+                std::printf("note: %s predates the model description (input shape, normalisation, widths in its "
+                            "metadata): spinprune rebuilds it from its config, Python's spinprune_torch cannot load it\n",
+                            checkpoint_path.c_str());
             return 0;
         }
         std::printf("%s\n", why.c_str());

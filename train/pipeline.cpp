@@ -163,14 +163,17 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
         json compacted = evaluation(run, *compact, eval_cfg);
         compacted.update(cost_json(compact->parameter_count(), compact->macs_per_image()));
         summary["compacted"] = compacted;
-        std::map<std::string, std::string> meta = {{"widths", json(model_widths(*compact)).dump()}};
-        save_model(run.dir->file("pruned.safetensors"), *compact, config, meta);
+        save_model(run.dir->file("pruned.safetensors"), *compact, config, run.data.norm);  // its widths in the description
         latency["pruned"] = latency_json(run, *compact);
     } else {
         // Unstructured masks leave the dense shapes: the pruned network runs at dense cost
         // (plus the masking itself), measured with the masks on.
         space.attach(*run.ctx, units);
         latency["pruned"] = latency_json(run, model);
+        std::map<std::string, const Tensor*> masks;  // the masks the layers apply
+        for (const LayerWiring& w : model.wiring())
+            if (const Tensor* m = w.conv ? w.conv->weight_mask() : w.linear->weight_mask()) masks[w.name] = m;
+        save_model(run.dir->file("pruned.safetensors"), model, config, run.data.norm, masks);
         space.detach();
     }
     summary["latency_ms"] = latency;
@@ -316,7 +319,7 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
         json baseline = evaluation(run, model, config.train);
         baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
         summary["baseline"] = baseline;
-        save_model(run.dir->file("baseline.safetensors"), model, config);
+        save_model(run.dir->file("baseline.safetensors"), model, config, run.data.norm);
         if (config.prune.method != "none") {
             summary = prune_with_baseline(run, model, summary, /*finetune=*/true);
             if (!summary["completed"].get<bool>()) return summary;

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -86,8 +87,19 @@ std::vector<std::pair<std::string, const Tensor*>> model_tensors(Model& model, s
     return named;
 }
 
+// The metadata every checkpoint of a model starts with: format, model, experiment, config and
+// the model description (architecture, input shape, normalisation, widths) outside readers need.
+std::map<std::string, std::string> model_metadata(Model& model, const ExperimentConfig& config,
+                                                  const ModelDescription& description) {
+    std::map<std::string, std::string> meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
+                                               {"model", model.name()}, {"experiment", config.name},
+                                               {"config", to_toml(config)}};
+    add_description(description, meta);
+    return meta;
+}
+
 void save_training_checkpoint(const std::string& path, Model& model, Optimizer& optimizer, const Progress& progress,
-                              const ExperimentConfig& config, const PhaseHook* hook) {
+                              const ExperimentConfig& config, const Normalization& norm, const PhaseHook* hook) {
     std::vector<Tensor> views;
     auto named = model_tensors(model, views);
     // Optimizer state without the store's alignment padding (the layout checkpoints have always had).
@@ -102,11 +114,8 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
     std::map<std::string, std::string> hook_meta;
     if (hook) hook->save(hook_tensors, hook_meta);
     for (auto& [name, t] : hook_tensors) named.emplace_back(name, &t);
-    std::map<std::string, std::string> meta = {
-        {"format", kCheckpointFormat},
-        {"version", kCheckpointVersion},
-        {"experiment", config.name},
-        {"model", model.name()},
+    std::map<std::string, std::string> meta = model_metadata(model, config, describe_model(model, norm.mean, norm.std));
+    meta.insert({
         {"seed", std::to_string(config.seed)},
         {"epoch", std::to_string(progress.cursor.epoch)},
         {"batch", std::to_string(progress.cursor.batch)},
@@ -117,8 +126,7 @@ void save_training_checkpoint(const std::string& path, Model& model, Optimizer& 
         {"epoch_seen", std::to_string(progress.epoch_seen)},
         {"epoch_seconds", nlohmann::json(progress.epoch_seconds).dump()},
         {"epoch_skipped", std::to_string(progress.epoch_skipped)},
-        {"config", to_toml(config)},
-    };
+    });
     meta.insert(hook_meta.begin(), hook_meta.end());
     save_checkpoint(path, named, meta);
 }
@@ -524,7 +532,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             const bool limit = options.stop_after_steps >= 0 && run.steps >= options.stop_after_steps;
             if (g_stop_signal.load() || limit) {
                 progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
-                save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, hook);
+                save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, run.data.norm, hook);
                 if (!options.quiet)
                     std::printf("%sstopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
                                 limit ? "step limit" : "signal", phase.c_str(), static_cast<long long>(epoch),
@@ -563,19 +571,33 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0, 0};
         if (epoch + 1 < train.epochs) loader.set_cursor(progress.cursor);
         if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs)
-            save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, hook);
+            save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, run.data.norm, hook);
     }
     return !stopped;
 }
 
-void save_model(const std::string& path, Model& model, const ExperimentConfig& config,
-                const std::map<std::string, std::string>& extra_metadata) {
+void save_model(const std::string& path, Model& model, const ExperimentConfig& config, const Normalization& norm,
+                const std::map<std::string, const Tensor*>& weight_masks) {
     std::vector<Tensor> views;
-    std::map<std::string, std::string> meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
-                                               {"model", model.name()}, {"experiment", config.name},
-                                               {"config", to_toml(config)}};
-    meta.insert(extra_metadata.begin(), extra_metadata.end());
-    save_checkpoint(path, model_tensors(model, views), meta);
+    auto named = model_tensors(model, views);
+    ModelDescription description = describe_model(model, norm.mean, norm.std);
+    // A masked layer's weight is saved as w ⊙ m, beside its mask.
+    std::vector<Tensor> masked;  // w ⊙ m, then the masks, on the host
+    masked.reserve(2 * weight_masks.size());  // no reallocation: `named` points into it
+    for (const auto& [layer, mask] : weight_masks) {
+        auto weight = std::find_if(named.begin(), named.end(), [&](const auto& e) { return e.first == layer + ".weight"; });
+        SP_REQUIRE(weight != named.end() && weight->second->shape() == mask->shape(),
+                   path << ": weight mask of '" << layer << "' has shape " << mask->shape().str()
+                        << ", which matches no weight of " << model.name());
+        std::vector<float> w = weight->second->to_host(), m = mask->to_host();
+        for (size_t i = 0; i < w.size(); ++i) w[i] *= m[i];
+        masked.push_back(Tensor::from_host(w, mask->shape(), Device::cpu));
+        weight->second = &masked.back();
+        masked.push_back(Tensor::from_host(m, mask->shape(), Device::cpu));
+        named.emplace_back(layer + ".weight_mask", &masked.back());
+        description.weight_masks.push_back(layer);
+    }
+    save_checkpoint(path, named, model_metadata(model, config, description));
 }
 
 void print_result_table(const nlohmann::json& rows) {
@@ -605,7 +627,7 @@ nlohmann::json train_experiment(const ExperimentConfig& config, const TrainOptio
     summary["test_loss"] = result.loss;
     summary["time_s"] = run.seconds();
     run.dir->write_json("summary.json", summary);
-    save_model(run.dir->file("model.safetensors"), model, config);
+    save_model(run.dir->file("model.safetensors"), model, config, run.data.norm);
     if (!options.quiet) {
         print_result_table(nlohmann::json::array({{{"experiment", config.name}, {"model", model.name()}, {"stage", "trained"},
                                                    {"params", model.parameter_count()}, {"macs", model.macs_per_image()},

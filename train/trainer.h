@@ -97,9 +97,11 @@ public:
 // (signal or step limit) after writing its checkpoint.
 bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase, PhaseHook* hook = nullptr);
 
-// Weights and BN statistics with the config and `extra_metadata` (e.g. widths), atomically.
-void save_model(const std::string& path, Model& model, const ExperimentConfig& config,
-                const std::map<std::string, std::string>& extra_metadata = {});
+// Weights and BN statistics with the config and the model description (its widths, the input
+// normalisation `norm`), atomically. `weight_masks` (layer name -> 0/1 mask of its weight's
+// shape, weight/kernel pruning): the layer's weight is saved as w ⊙ m, with the mask beside it.
+void save_model(const std::string& path, Model& model, const ExperimentConfig& config, const Normalization& norm,
+                const std::map<std::string, const Tensor*>& weight_masks = {});
 
 // rows: objects with experiment, model, stage, params, macs, top1, top5.
 void print_result_table(const nlohmann::json& rows);
