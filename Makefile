@@ -10,6 +10,7 @@
 #   SAN=1       AddressSanitizer + UndefinedBehaviorSanitizer on host code
 #   JOBS        parallel compile jobs for the convenience targets (default: number of cores)
 #   BUILD_ROOT  where the per-configuration build folders go (default build)
+#   V=1         print the full compile and link commands (default: one short line per file)
 
 # The toolkit: /usr/local/cuda, else the one whose nvcc is on PATH.
 ifeq ($(origin CUDA_HOME),undefined)
@@ -71,6 +72,16 @@ ifeq ($(BLAS),openblas)
 endif
 
 SHELL := /bin/bash
+
+# Quiet by default: one short line per compiled or linked file ($(call say,WHAT,FILE)); V=1 prints
+# the full commands. Compiler errors and warnings are printed in full either way.
+ifeq ($(V),1)
+  Q :=
+  say :=
+else
+  Q := @
+  say = @printf '  %-6s %s\n' '$(1)' '$(2)';
+endif
 # -ffp-contract=off: a*b+c stays two roundings wherever FMA instructions exist (aarch64, the FMA
 # clones of pruning/gibbs.cpp), so CPU results do not depend on the host and match the CUDA
 # samplers' explicit arithmetic.
@@ -145,27 +156,27 @@ print-deps:  ## where the build finds the CUDA libraries, cuDNN, zlib and the he
 
 $(BUILD)/bin/deps_check: tools/deps_check.cpp | check-deps
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@) $(CXX) $(CXXFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@) rm -f $@ && ar rcs $@ $^
 
 $(APP): $(APP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@) $(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(TESTS): $(TEST_OBJ) $(LIB)
-	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@) $(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # Objects wait for the dependency check, which names whatever is missing.
 $(BUILD)/%.o: %.cpp | check-deps
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(call say,CXX,$<) $(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(CU_BUILD)/%.cu.o: %.cu | check-deps
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(call say,NVCC,$<) $(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 # The suite prints doctest's report, then one line "N passed, N failed, N skipped" counting
 # test cases (GPU cases are skipped, and counted, where no GPU is usable).
@@ -208,7 +219,7 @@ BENCH_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard bench/*.cpp))
 .SECONDARY: $(BENCH_OBJ)  # objects made by the pattern chain above are kept, not rebuilt every time
 $(BUILD)/bin/%_bench: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@) $(CXX) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 BENCH_POP := $(BUILD)/bin/population_bench
 
@@ -222,8 +233,8 @@ bench-gibbs: deps  ## Gibbs samplers (spins/s, the unstructured draw's bytes/s) 
 	./$(BUILD)/bin/train_step_bench --device $(or $(DEVICE),cpu) --models lenet,resnet20 --masks dense,gibbs,gibbs-fused
 
 bench-train: deps  ## a training step of ResNet-20/56 and VGG-16, ours beside PyTorch eager and torch.compile (DEVICE=cpu|cuda)
-	@$(MAKE) --no-print-directory -j$(JOBS) build/release/bin/train_step_bench
-	bench/train_vs_torch.sh $(DEVICE)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/train_step_bench
+	BENCH_BIN=$(BUILD)/bin/train_step_bench bench/train_vs_torch.sh $(DEVICE)
 
 bench-scoring: deps  ## time to score every filter of ResNet-56 from 640 images, and the SVD's share (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/scoring_cost_bench
@@ -281,40 +292,24 @@ cost-study: deps  ## dense vs compacted latency over batch 1..512, unstructured 
 
 profile:  ## a short run of experiments/$(EXP).toml under Nsight Systems and Nsight Compute, when installed
 	@test -n "$(EXP)" || { echo "make profile: name an experiment, e.g. make profile EXP=$(PROFILE_EXP)"; exit 2; }
-	@if ! command -v nsys >/dev/null && ! command -v ncu >/dev/null; then \
-	  echo "make profile: neither nsys nor ncu is installed (Nsight Systems / Compute); nothing to do"; exit 0; fi; \
-	$(MAKE) --no-print-directory -j$(JOBS) $(APP) && mkdir -p build/profile && \
-	run="./$(APP) run --config experiments/$(EXP).toml --device cuda $(PROFILE_SHORT)"; \
-	if command -v nsys >/dev/null; then \
-	  rm -rf build/profile/$(EXP)_nsys_run; \
-	  nsys profile --force-overwrite true --trace cuda,nvtx,cudnn,cublas -o build/profile/$(EXP) $$run --out build/profile/$(EXP)_nsys_run && \
-	  nsys stats --report nvtx_sum,cuda_gpu_kern_sum build/profile/$(EXP).nsys-rep | tee build/profile/$(EXP)_nsys.txt; \
-	else echo "make profile: nsys not installed, timeline skipped"; fi; \
-	if command -v ncu >/dev/null; then \
-	  rm -rf build/profile/$(EXP)_ncu_run; \
-	  ncu --force-overwrite --launch-count 200 --section SpeedOfLight -o build/profile/$(EXP) $$run --out build/profile/$(EXP)_ncu_run && \
-	  ncu --import build/profile/$(EXP).ncu-rep --page details | tee build/profile/$(EXP)_ncu.txt; \
-	else echo "make profile: ncu not installed, kernel metrics skipped"; fi
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	scripts/profile.sh run $(EXP) $(APP) $(BUILD_ROOT)/profile $(PROFILE_SHORT)
 
 ncu:  ## one kernel of ours (KERNEL=name, a regex) under Nsight Compute during a short run of PROFILE_EXP
 	@test -n "$(KERNEL)" || { echo "make ncu: name a kernel, e.g. make ncu KERNEL=make_trials_kernel"; exit 2; }
-	@if ! command -v ncu >/dev/null; then echo "make ncu: ncu (Nsight Compute) is not installed; nothing to do"; exit 0; fi; \
-	$(MAKE) --no-print-directory -j$(JOBS) $(APP) && mkdir -p build/profile && rm -rf build/profile/ncu_$(KERNEL)_run && \
-	ncu --force-overwrite --kernel-name regex:'$(KERNEL)' --launch-count 5 \
-	  --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy --section LaunchStats \
-	  ./$(APP) run --config experiments/$(PROFILE_EXP).toml --device cuda $(PROFILE_SHORT) --out build/profile/ncu_$(KERNEL)_run \
-	  | tee build/profile/ncu_$(KERNEL).txt
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	scripts/profile.sh kernel '$(KERNEL)' $(PROFILE_EXP) $(APP) $(BUILD_ROOT)/profile $(PROFILE_SHORT)
 
 # libFuzzer targets (fuzz/*_fuzz.cpp) for the readers and parsers, built with clang: the reader
 # sources instrumented for coverage + ASan/UBSan, the one CUDA object they need from nvcc.
 # `make fuzz` runs each for FUZZ_SECONDS from a generated seed corpus (kept and grown in
-# build/fuzz/corpus); a crash, hang or leak leaves its input in build/fuzz/artifacts/TARGET/.
+# $(FUZZ_DIR)/corpus); a crash, hang or leak leaves its input in $(FUZZ_DIR)/artifacts/TARGET/.
 FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
-FUZZ_DIR     := build/fuzz
+FUZZ_DIR     := $(BUILD_ROOT)/fuzz
 FUZZ_TARGETS := idx cifar config checkpoint mask
 FUZZ_SRC     := data/idx.cpp data/cifar.cpp data/dataset.cpp nn/checkpoint.cpp train/config.cpp nn/tensor.cpp \
-                nn/buffer.cpp nn/device.cpp kernels/check.cpp
+                nn/buffer.cpp nn/device.cpp nn/cuda/memory.cpp kernels/check.cpp kernels/error.cpp
 FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(CU_BUILD)/kernels/elementwise.cu.o
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP $(INCLUDES) $(DEFS)
@@ -323,13 +318,13 @@ FUZZ_MAX_LEN := idx=4096 cifar=16384 config=8192 checkpoint=4096 mask=4096
 
 $(FUZZ_DIR)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
+	$(call say,CLANG,$<) $(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
 
 $(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ)
-	$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
 
 $(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ)
-	$(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
 
 fuzz-deps:  ## install clang with libFuzzer when missing (apt-get)
 	@echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' | \
@@ -341,19 +336,7 @@ fuzz-deps:  ## install clang with libFuzzer when missing (apt-get)
 .PHONY: fuzz fuzz-deps
 fuzz: fuzz-deps  ## build the libFuzzer targets and run each for FUZZ_SECONDS (default 60); prints executions per target
 	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz) $(FUZZ_DIR)/make_seeds
-	@rm -rf $(FUZZ_DIR)/seeds && ./$(FUZZ_DIR)/make_seeds $(FUZZ_DIR)/seeds experiments
-	@failed=0; for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
-	  max_len=$$(echo "$(FUZZ_MAX_LEN)" | tr ' ' '\n' | sed -n "s/^$$t=//p"); \
-	  dict=$$( [ -f fuzz/$$t.dict ] && echo -dict=fuzz/$$t.dict ); \
-	  ./$(FUZZ_DIR)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=$$max_len $$dict \
-	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t \
-	    > $(FUZZ_DIR)/$$t.log 2>&1; status=$$?; \
-	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_DIR)/$$t.log | tail -n 1); \
-	  corpus=$$(ls $(FUZZ_DIR)/corpus/$$t | wc -l); \
-	  if [ $$status -eq 0 ]; then result=clean; else result="FAILED (exit $$status; see $(FUZZ_DIR)/$$t.log)"; failed=1; fi; \
-	  printf "fuzz %-11s %10s executions in %ss, corpus %5s inputs: %s\n" $$t "$${execs:-?}" $(FUZZ_SECONDS) $$corpus "$$result"; \
-	done; exit $$failed
+	scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) "$(foreach t,$(FUZZ_TARGETS),$(filter $(t)=%,$(FUZZ_MAX_LEN)))"
 
 clean:  ## remove build outputs
 	rm -rf build bin

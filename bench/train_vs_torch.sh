@@ -5,7 +5,8 @@
 # bench/results/<device>_train_step[_tf32].md.
 # Usage: bench/train_vs_torch.sh [cpu|cuda]   (env: MODELS, BATCHES, STEPS, REPEATS, PYTHON,
 #        MATH=fp32|tf32: exact FP32 or TF32 tensor cores on both sides; default tf32 on the GPU;
-#        COMPILE=0: no torch.compile column on the GPU; RESULT=file: the table there instead)
+#        COMPILE=0: no torch.compile column on the GPU; RESULT=file: the table there instead;
+#        BENCH_BIN: our benchmark program, default build/release/bin/train_step_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-$(nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
@@ -24,9 +25,9 @@ for candidate in ${PYTHON:-} python3 /usr/bin/python3; do  # the first interpret
     if "$candidate" -c 'import torch' 2>/dev/null; then python=$candidate; break; fi
 done
 [[ -n $python ]] || { echo "bench-train: no Python with PyTorch (apt-get install python3-torch, or PYTHON=...)"; exit 1; }
-bench=build/release/bin/train_step_bench
+bench=${BENCH_BIN:-build/release/bin/train_step_bench}
 out=$(mktemp -d)
-./$bench --device "$device" --models "$models" --batches "$batches" --steps "$steps" --repeats "$repeats" --math "$math" \
+"$bench" --device "$device" --models "$models" --batches "$batches" --steps "$steps" --repeats "$repeats" --math "$math" \
     --json >"$out/ours.jsonl"
 "$python" bench/torch_train_step.py --device "$device" --models "$models" --batches "$batches" --steps "$steps" \
     --repeats "$repeats" $compile ${THREADS:+--threads $THREADS} $([[ $math == tf32 ]] && echo --tf32) >"$out/torch.jsonl"

@@ -150,6 +150,7 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
     if (options_.check_members) require_valid_members(space_, population);
     if (space_.granularity() != Granularity::filter && !options_.grouped_weight_masks) {
         evaluate_one_by_one(ctx, population, images, labels, energies);
+        members_per_pass_ = 1;
         return;
     }
     const int64_t p = population.dim(0), b = images.dim(0);
