@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-$(nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
 if [[ $device == cuda ]]; then
-    batches=${BATCHES:-128,512} steps=${STEPS:-20} repeats=${REPEATS:-5} compile=$([[ ${COMPILE:-1} == 1 ]] && echo --compile)
+    batches=${BATCHES:-128,512} steps=${STEPS:-20} repeats=${REPEATS:-5} compile=$([[ ${COMPILE:-1} == 1 ]] && echo --compile || true)
     label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 else
     batches=${BATCHES:-32,128} steps=${STEPS:-2} repeats=${REPEATS:-3} compile=

@@ -80,11 +80,12 @@ const char* cusolver_message(cusolverStatus_t s) {
 }  // namespace
 
 void check_status(cudaError_t s, const char* expr, const char* file, int line) {
-    if (s == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();  // not a sticky error: clear it so the caller can retry with less
-        fail_call("CUDA", expr, cudaGetErrorString(s), s, file, line, true);
+    if (s != cudaSuccess) {
+        // A failed call also leaves its status as the runtime's last error, which the next
+        // launch check would report against an innocent kernel: clear it (sticky errors stay).
+        (void)cudaGetLastError();
+        fail_call("CUDA", expr, cudaGetErrorString(s), s, file, line, s == cudaErrorMemoryAllocation);
     }
-    if (s != cudaSuccess) fail_call("CUDA", expr, cudaGetErrorString(s), s, file, line);
     maybe_sync(expr, file, line);
 }
 void check_status(cudnnStatus_t s, const char* expr, const char* file, int line) {

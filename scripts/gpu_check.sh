@@ -203,8 +203,9 @@ fi
 mkdir -p "$out" "$work"
 rm -f "$out/gpu_check.log" "$out/summary.md"
 started=$SECONDS
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | head -c1)
+# GPU_CHECK_COMMIT: the commit the tree was copied from, where the copy's own .git cannot tell.
+commit=${GPU_CHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+dirty=$([[ -n ${GPU_CHECK_COMMIT:-} ]] || git status --porcelain --untracked-files=no 2>/dev/null | head -c1)
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 declare -A verdict seconds
 build_ok=0
@@ -254,6 +255,11 @@ run_stage() {
             124|137) verdict[$name]="FAIL: stopped at its cap of ${cap} s (partial log)" ;;
             *) verdict[$name]="FAIL (exit $rc)" ;;
         esac
+        # A sanitizer judges memory, races and initialisation; a failing test case under it (exit
+        # 1 with no sanitizer error) is the gpu_tests stage's verdict, not the sanitizer's.
+        if [[ $name =~ ^(memcheck|racecheck|initcheck)$ && $rc == 1 ]] && grep -q 'ERROR SUMMARY: 0 errors' "$work/$name.log"; then
+            verdict[$name]="pass: 0 errors (some test cases failed: see gpu_tests)"
+        fi
         # A sanitizer stopped by its cap has checked the cases it finished (doctest's --duration
         # lines); without an error among them that is an incomplete check, not a failure.
         if [[ $name =~ ^(memcheck|racecheck|initcheck)$ && ($rc == 124 || $rc == 137) ]] &&

@@ -2,6 +2,7 @@
 // pinned upload staging (nn/device_memory.h, nn/cuda/stream.h).
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "kernels/check.h"
 #include "nn/cuda/stream.h"
@@ -33,22 +34,53 @@ namespace device_memory {
 void* allocate(size_t bytes) {
     void* data = nullptr;
     cudaStream_t stream = device_stream();
-    SP_CHECK(cudaMallocAsync(&data, bytes, stream));  // OutOfMemory when the pool cannot grow
+    if (bytes >= kUnpooledBytes) SP_CHECK(cudaMalloc(&data, bytes));  // OutOfMemory when there is no room
+    else SP_CHECK(cudaMallocAsync(&data, bytes, stream));              // ... or when the pool cannot grow
     SP_CHECK(cudaMemsetAsync(data, 0, bytes, stream));
     return data;
 }
 
-void release(void* data) noexcept {
+void release(void* data, size_t bytes) noexcept {
     // Never throw from here (buffers are released in destructors): a failure leaks at worst.
-    if (data) (void)cudaFreeAsync(data, device_stream());
+    if (!data) return;
+    if (bytes < kUnpooledBytes) {
+        (void)cudaFreeAsync(data, device_stream());
+        return;
+    }
+    (void)cudaStreamSynchronize(device_stream());  // queued kernels may still read it
+    (void)cudaFree(data);
 }
+
+namespace {
+// "device memory (cudaMallocAsync pool)", "pageable host memory", ...: what the driver knows of
+// a pointer, for the message of a failed copy.
+std::string pointer_kind(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return "unknown to the driver";
+    }
+    switch (a.type) {
+        case cudaMemoryTypeDevice: return "device memory of device " + std::to_string(a.device);
+        case cudaMemoryTypeHost: return "pinned host memory";
+        case cudaMemoryTypeManaged: return "managed memory";
+        default: return "pageable host memory";
+    }
+}
+}  // namespace
 
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
     const cudaMemcpyKind kind = dst_device == Device::cpu   ? cudaMemcpyDeviceToHost
                                 : src_device == Device::cpu ? cudaMemcpyHostToDevice
                                                             : cudaMemcpyDeviceToDevice;
     cudaStream_t stream = device_stream();
-    SP_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+    const cudaError_t status = cudaMemcpyAsync(dst, src, bytes, kind, stream);
+    if (status != cudaSuccess) {
+        (void)cudaGetLastError();
+        SP_REQUIRE(false, "CUDA error " << static_cast<int>(status) << " (" << cudaGetErrorString(status) << ") copying "
+                                        << bytes << " bytes from " << src << " (" << pointer_kind(src) << ") to " << dst
+                                        << " (" << pointer_kind(dst) << ")");
+    }
     // The host reads what it asked for as soon as this returns. (From pageable host memory,
     // cudaMemcpyAsync has staged the source before returning, so uploads need no wait.)
     if (kind == cudaMemcpyDeviceToHost) SP_CHECK(cudaStreamSynchronize(stream));
