@@ -51,7 +51,7 @@ Buffer::~Buffer() { release(); }
 void Buffer::release() {
     if (!data_) return;
     if (device_ == Device::cpu) std::free(data_);
-    else device_memory::release(data_, bytes_);
+    else device_memory::release(data_);
     account(device_, -static_cast<long long>(bytes_));
     data_ = nullptr;
     bytes_ = 0;

@@ -5,9 +5,6 @@
 // calls, copies, and stream-ordered allocation and release from a caching pool. A buffer freed
 // while queued kernels still read it is therefore reused only by work queued after those
 // kernels, and per-step temporaries cost no cudaMalloc/cudaFree once the pool has grown.
-// Buffers of kUnpooledBytes or more bypass the pool (cudaMalloc; released after the stream's
-// work): on the first GPU (H200, driver 580, CUDA 13.0) copies into an 8.6 GB pooled buffer
-// failed with "invalid argument".
 #pragma once
 
 #include <cstddef>
@@ -16,12 +13,10 @@
 
 namespace sp::device_memory {
 
-constexpr size_t kUnpooledBytes = size_t{1} << 30;
-
 // `bytes` of zero-filled device memory; throws OutOfMemory when the device has no room.
 void* allocate(size_t bytes);
-// Releases what allocate(bytes) returned, in stream order; never throws.
-void release(void* data, size_t bytes) noexcept;
+// Stream-ordered release back to the pool; never throws.
+void release(void* data) noexcept;
 // Any direction. A copy to the host has finished when this returns; device-side copies and
 // uploads from pageable memory are queued on the stream (the source may be reused at once).
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);

@@ -408,13 +408,14 @@ GPU_TEST_CASE("cuda elementwise: relu, add, axpy, multiply, scale_channels") {
 }
 
 GPU_TEST_CASE("cuda axpy over more than 2^31 elements reaches both sides of index 2^31") {
-    const int64_t n = (int64_t{1} << 31) + 1000;
+    // Windows of distinct values at the start, around index 2^31 and at the end, with room
+    // between them (the end window starts 1.5 windows after the middle one ends).
+    const int64_t window = 4096;
+    const int64_t n = (int64_t{1} << 31) + 3 * window;
     Context ctx(Device::cuda);
     Tensor x(Shape{n}, Device::cuda), y(Shape{n}, Device::cuda);  // ~8.6 GB each
     x.fill(1.0f);
     y.fill(2.0f);
-    // Distinct values in windows around 2^31 and at both ends.
-    const int64_t window = 4096;
     const std::vector<int64_t> starts{0, (int64_t{1} << 31) - window / 2, n - window};
     std::vector<std::vector<float>> xs, ys;
     for (size_t k = 0; k < starts.size(); ++k) {
@@ -433,6 +434,8 @@ GPU_TEST_CASE("cuda axpy over more than 2^31 elements reaches both sides of inde
     }
     // Elements between the windows: 2 + 0.5 * 1.
     for (int64_t i : {int64_t{1} << 30, (int64_t{1} << 31) + window, n - window - 1}) {
+        const bool outside_middle = i >= (int64_t{1} << 31) + window / 2 || i < (int64_t{1} << 31) - window / 2;
+        REQUIRE(outside_middle);
         auto v = Tensor::view(y.data() + i, Shape{1}, Device::cuda).to_host();
         CHECK_MESSAGE(v[0] == 2.5f, "y[" << i << "] = " << v[0]);
     }

@@ -34,21 +34,14 @@ namespace device_memory {
 void* allocate(size_t bytes) {
     void* data = nullptr;
     cudaStream_t stream = device_stream();
-    if (bytes >= kUnpooledBytes) SP_CHECK(cudaMalloc(&data, bytes));  // OutOfMemory when there is no room
-    else SP_CHECK(cudaMallocAsync(&data, bytes, stream));              // ... or when the pool cannot grow
+    SP_CHECK(cudaMallocAsync(&data, bytes, stream));  // OutOfMemory when the pool cannot grow
     SP_CHECK(cudaMemsetAsync(data, 0, bytes, stream));
     return data;
 }
 
-void release(void* data, size_t bytes) noexcept {
+void release(void* data) noexcept {
     // Never throw from here (buffers are released in destructors): a failure leaks at worst.
-    if (!data) return;
-    if (bytes < kUnpooledBytes) {
-        (void)cudaFreeAsync(data, device_stream());
-        return;
-    }
-    (void)cudaStreamSynchronize(device_stream());  // queued kernels may still read it
-    (void)cudaFree(data);
+    if (data) (void)cudaFreeAsync(data, device_stream());
 }
 
 namespace {
@@ -79,7 +72,7 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
         (void)cudaGetLastError();
         SP_REQUIRE(false, "CUDA error " << static_cast<int>(status) << " (" << cudaGetErrorString(status) << ") copying "
                                         << bytes << " bytes from " << src << " (" << pointer_kind(src) << ") to " << dst
-                                        << " (" << pointer_kind(dst) << ")");
+                                        << " (" << pointer_kind(dst) << "); does the range lie inside its allocation?");
     }
     // The host reads what it asked for as soon as this returns. (From pageable host memory,
     // cudaMemcpyAsync has staged the source before returning, so uploads need no wait.)
