@@ -35,12 +35,13 @@ slug=$(echo "$label" | tr 'A-Z ' 'a-z_' | tr -cd 'a-z0-9_' | cut -c1-40)
 [[ $device == cpu ]] && slug=cpu
 suffix=$([[ $math == tf32 ]] && echo _tf32)
 python3 - "$out" "$label" "$device" "${RESULT:-bench/results/${slug}_train_step${suffix}.md}" "$steps" "$repeats" "$math" <<'PY'
-import datetime, json, subprocess, sys
+import datetime, json, os, subprocess, sys
 out, label, device, path, steps, repeats, math = sys.argv[1:]
 ours = [json.loads(l) for l in open(f"{out}/ours.jsonl")]
 peers = [json.loads(l) for l in open(f"{out}/torch.jsonl")]
-rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+# GPU_CHECK_COMMIT: the commit a copied tree came from (make gpu-check on a device machine).
+rev = os.environ.get("GPU_CHECK_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+dirty = "" if os.environ.get("GPU_CHECK_COMMIT") else subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
 torch_version = next((p["torch"] for p in peers if "torch" in p), "?")
 lines = [f"# Training step: spinprune vs PyTorch ({device})", "",
          f"Measured {datetime.date.today()} on {label}, commit {rev}{' (with uncommitted changes)' if dirty else ''}, "

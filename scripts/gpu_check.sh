@@ -205,8 +205,9 @@ mkdir -p "$out" "$work"
 rm -f "$out/gpu_check.log" "$out/summary.md"
 started=$SECONDS
 # GPU_CHECK_COMMIT: the commit the tree was copied from, where the copy's own .git cannot tell.
-commit=${GPU_CHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 dirty=$([[ -n ${GPU_CHECK_COMMIT:-} ]] || git status --porcelain --untracked-files=no 2>/dev/null | head -c1)
+commit=${GPU_CHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export GPU_CHECK_COMMIT=$commit  # bench/train_vs_torch.sh writes it into its table
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 declare -A verdict seconds
 build_ok=0
