@@ -267,7 +267,7 @@ def submit(runs, out, binary, device, opts):
     array = f"0-{len(runs) - 1}" + (f"%{opts.throttle}" if opts.throttle > 0 else "")
     cmd = ["sbatch", "--parsable", f"--job-name={job_name(out)}", f"--array={array}",
            f"--output={os.path.join(d, 'logs', '%A_%a.out')}", f"--chdir={ROOT}",
-           "--requeue", f"--signal=B:TERM@{opts.warn_s}"]
+           "--open-mode=append", "--requeue", f"--signal=B:TERM@{opts.warn_s}"]
     cmd += [f"--partition={opts.partition}"] if opts.partition else []
     cmd += [f"--account={opts.account}"] if opts.account else []
     cmd += [f"--time={opts.time}"] if opts.time else []
@@ -354,8 +354,12 @@ def task_main(manifest):
     if index is None or not index.isdigit():
         print("sweep task: SLURM_ARRAY_TASK_ID is not set: `sweep.py task` runs inside a Slurm array task", file=sys.stderr)
         return 2
-    with open(manifest) as f:
-        m = json.load(f)
+    try:
+        with open(manifest) as f:
+            m = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"sweep task: {manifest}: cannot read the sweep's manifest: {e}", file=sys.stderr)
+        return 2
     if int(index) >= len(m["runs"]):
         print(f"sweep task: {manifest} has {len(m['runs'])} runs, no run {index}", file=sys.stderr)
         return 2
