@@ -15,8 +15,6 @@ the run time; at the end (with Slurm: with --wait), the runs not completed and t
 import argparse
 import glob
 import os
-import shutil
-import subprocess
 import sys
 import time
 
@@ -33,11 +31,6 @@ MACS = {"lenet": 1.12e6, "resnet20": 41e6, "resnet32": 69e6, "resnet56": 125e6, 
 TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 # Sustained MAC rate of a training step (forward + 2× backward), a rough figure per device kind.
 RATE = {"cpu": 2e9, "cuda": 3e12}
-
-
-def has_gpu():
-    return shutil.which("nvidia-smi") is not None and subprocess.call(
-        ["nvidia-smi", "-L"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
 def apply_overrides(config, overrides):
@@ -136,7 +129,7 @@ def main():
     configs, missing = resolve(args.lists, args.root)
     for pattern in missing:
         print(f"repro: {pattern}: no config yet, listed as not run")
-    device = args.device if args.device != "auto" else ("cuda" if has_gpu() else "cpu")
+    device = args.device if args.device != "auto" else ("cuda" if sweep.visible_gpus() else "cpu")
     runs, total = [], 0.0
     for path, overrides in configs:
         config = report.read_config(path)

@@ -111,8 +111,8 @@ struct LocalSlurm {
             const fs::path out = dir.string() + ".start.txt";
             // Two CPUs whatever the machine has: two tasks at once, as the scenario expects.
             const int rc = run(python() + " scripts/slurm_cluster.py start " + dir.string() + " --cpus 2 --watch " +
-                                     std::to_string(::getpid()),
-                                 out);
+                                   std::to_string(::getpid()),
+                               out);
             const std::string said = read_text(out);
             fs::remove(out);
             if (rc == 0) {
@@ -176,7 +176,7 @@ TEST_CASE("sweep, SCHED=local JOBS=2: two runs at once on their own cores; stopp
     auto starts = [](const fs::path& run) { return count(read_text(run.string() + ".log"), "== sweep: 20"); };
 
     // First pass: the sweep gets SIGTERM once both runs (10 epochs each) have written their first
-    // epoch; it hands the signal on, and each run stops with a checkpoint.
+    // epoch, so they ran at once; it hands the signal on, and each run stops with a checkpoint.
     const std::string pid_file = (root / "pid").string();
     REQUIRE(run("(exec " + cmd + ") & echo $! > " + pid_file, log) == 0);
     const bool started = wait_until([&] { return !epoch_records(runs[0]).empty() && !epoch_records(runs[1]).empty(); }, 120);
@@ -304,9 +304,9 @@ TEST_CASE("sweep, SCHED=slurm without the Slurm client commands: an error naming
     fs::create_directories(root / "empty_bin");
     // The Python interpreter itself (python3 may be a launcher script that needs PATH), run with
     // a PATH that holds no sbatch or squeue.
-    CHECK(run("p=$(" + python() + " -c 'import sys; print(sys.executable)') && PATH=" + (root / "empty_bin").string() + " \"$p\" " +
-                    repro(root, list, 1, "--sched slurm").substr(python().size() + 1),
-                log) == 2);
+    const std::string interpreter = "\"$(" + python() + " -c 'import sys; print(sys.executable)')\"";
+    const std::string sweep = repro(root, list, 1, "--sched slurm").substr(python().size());
+    CHECK(run("PATH=" + (root / "empty_bin").string() + " " + interpreter + sweep, log) == 2);
     INFO(read_text(log));
     CHECK(read_text(log).find("not found: SCHED=slurm needs the Slurm client commands") != std::string::npos);
     CHECK_FALSE(fs::exists(root / "runs" / "sweep_a"));
