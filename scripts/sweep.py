@@ -72,7 +72,8 @@ def run_command(run, binary, device):
 
 
 # Child processes of this sweep, so a SIGTERM to the sweep stops them too (each with a checkpoint).
-_children, _children_lock, _stopping = set(), threading.Lock(), threading.Event()
+# Reentrant: the handler runs in the main thread, which may hold the lock when the signal comes.
+_children, _children_lock, _stopping = set(), threading.RLock(), threading.Event()
 
 
 def _forward_stop(signum, frame):
@@ -96,9 +97,11 @@ def execute(run, binary, device, env=None, prefix=(), where=""):
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
         log.write(f"== sweep: {stamp} on {socket.gethostname()}{where}: {shlex.join(cmd)}\n")
         log.flush()
-        with _children_lock:  # a stop arriving now still reaches the child
+        with _children_lock:
             p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
             _children.add(p)
+            if _stopping.is_set():  # a stop that came while the child was being started
+                p.send_signal(signal.SIGTERM)
         rc = p.wait()
         with _children_lock:
             _children.discard(p)
