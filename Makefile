@@ -105,7 +105,7 @@ APP      := $(if $(filter release,$(CONFIG)),bin/spinprune,$(BUILD)/bin/spinprun
 TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib \
-                python3-torch python3-onnx python3-pip
+                python3-torch python3-onnx python3-pip slurmctld slurmd slurm-client munge
 # The PyTorch oracle's Python (tests/test_torch_oracle.cpp): Debian's, where python3-torch lives.
 # onnxruntime is not in Debian: pip installs the pinned wheel into it (no dependencies: the
 # runtime needs only NumPy, which Debian's python3-torch brings).
@@ -196,10 +196,11 @@ train: deps  ## train experiments/$(EXP).toml (make train EXP=fashion_mnist_lene
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	./$(APP) train --config experiments/$(EXP).toml $(RUN_ARGS)
 
-exp: deps  ## run experiments/$(EXP).toml end to end: baseline, prune, fine-tune, evaluate (make exp EXP=name)
+exp: deps  ## run experiments/$(EXP).toml end to end: baseline, prune, fine-tune, evaluate (make exp EXP=name; SCHED=local|slurm: a sweep)
 	@test -n "$(EXP)" || { echo "make exp: name an experiment, e.g. make exp EXP=fashion_mnist_lenet_l1"; exit 2; }
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
-	./$(APP) run --config experiments/$(EXP).toml $(RUN_ARGS)
+	$(if $(filter serial,$(SCHED)),./$(APP) run --config experiments/$(EXP).toml $(RUN_ARGS),$(REPRO) $(EXP:%=experiments/%.toml) \
+	  --seeds $(EXP_SEEDS) --out $(RUNS_ROOT)/exp --title exp $(SCHED_ARGS) $(REPRO_ARGS))
 
 gpu-check:  ## the whole GPU verdict in one command (<= 8 min, build included) into OUT (default runs/gpu_check); a dry run without a GPU
 	scripts/gpu_check.sh $(OUT)
@@ -246,6 +247,23 @@ bench-scoring: deps  ## time to score every filter of ResNet-56 from 640 images,
 # PYTHON: the first python3 that has matplotlib (Debian's when pyenv's lacks it), else python3.
 SEEDS     ?= 3
 RUNS_ROOT ?= runs
+# Where the runs go (scripts/sweep.py), for the repro targets and `make exp`:
+#   SCHED=serial   one after another on this machine (the default)
+#   SCHED=local    JOBS runs at once on this machine, each on its own GPU, else its own share of the
+#                  cores (JOBS not given: one per GPU, else one per core)
+#   SCHED=slurm    one Slurm job array, a task per run; WAIT=1 waits for it, then writes the report.
+#                  PARTITION, ACCOUNT, GPUS (per task; default 1 where the cluster has GPU GRES),
+#                  TIME_LIMIT (sbatch --time), THROTTLE (at most N tasks at once), CPUS_PER_TASK,
+#                  SBATCH_ARGS; unset ones are the cluster's defaults (or sbatch's SBATCH_* variables)
+# Every mode skips complete runs and resumes partial ones; Slurm also skips runs still queued.
+# `make exp EXP="a b" SCHED=...` sweeps experiments/a.toml, b.toml over EXP_SEEDS into RUNS_ROOT/exp.
+SCHED     ?= serial
+EXP_SEEDS ?= $(if $(filter command line,$(origin SEEDS)),$(SEEDS),1)
+SCHED_ARGS = --sched $(SCHED) --jobs $(if $(filter command line environment,$(origin JOBS)),$(JOBS),0) \
+  $(if $(filter-out 0,$(WAIT)),--wait) $(if $(PARTITION),--partition '$(PARTITION)') \
+  $(if $(ACCOUNT),--account '$(ACCOUNT)') $(if $(GPUS),--gpus '$(GPUS)') $(if $(TIME_LIMIT),--time '$(TIME_LIMIT)') \
+  $(if $(THROTTLE),--throttle '$(THROTTLE)') $(if $(CPUS_PER_TASK),--cpus '$(CPUS_PER_TASK)') \
+  $(if $(SBATCH_ARGS),--sbatch-args '$(SBATCH_ARGS)')
 PYTHON    ?= $(or $(shell for p in python3 /usr/bin/python3; do $$p -c 'import matplotlib' 2>/dev/null && echo $$p && break; done),python3)
 REPRO     := $(PYTHON) scripts/repro.py
 # The CPU-sized Fashion-MNIST comparison: 10000 training images (2000 held out), 2 epochs.
@@ -259,9 +277,9 @@ COST_STUDIES = $(wildcard bench/results/*_cost_study.json)
 # $(call repro,name,lists,data targets)
 define repro
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
-	@$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --estimate-only $(REPRO_ARGS)
+	@$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --estimate-only $(SCHED_ARGS) $(REPRO_ARGS)
 	$(if $(3),@$(MAKE) --no-print-directory $(3))
-	$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --title "$(1)" $(REPRO_ARGS)
+	$(REPRO) $(2) --seeds $(SEEDS) --out $(RUNS_ROOT)/$(1) --title "$(1)" $(SCHED_ARGS) $(REPRO_ARGS)
 endef
 
 repro-edropout: deps  ## EDropout's experiments over SEEDS seeds (default 3), table vs the paper in runs/repro-edropout/report

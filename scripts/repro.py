@@ -2,24 +2,25 @@
 """Runs the experiments of repro lists over seeds with bin/spinprune, then the results table.
 
     scripts/repro.py experiments/repro/edropout.txt [...] --seeds 3 --out runs/repro-edropout
+        [--sched serial | local --jobs N | slurm [--wait] [--partition P --time T ...]]
 
 A list names one config per line (a path or glob from the repository root) with optional
-section.key=value overrides; a pattern that matches no config yet is reported as "not run".
-Run i of a config goes to OUT/<experiment>/seed<i> with --seed i; a run whose summary.json says
-completed is skipped, a partial one is resumed, a failed one is logged and the others go on.
-Before starting, the script prints an estimate of the run time.
+section.key=value overrides; a pattern that matches no config yet is reported as "not run"; an
+argument ending in .toml is one config. Run i of a config goes to OUT/<experiment>/seed<i> with
+--seed i; a run whose summary.json says completed is skipped, a partial one is resumed, a failed
+one is logged and the others go on. The runs go one after another, N at once on this machine, or
+to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an estimate of
+the run time; at the end (with Slurm: with --wait), the runs not completed and the table.
 """
 import argparse
 import glob
-import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
+import sweep  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -30,11 +31,6 @@ MACS = {"lenet": 1.12e6, "resnet20": 41e6, "resnet32": 69e6, "resnet56": 125e6, 
 TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 # Sustained MAC rate of a training step (forward + 2× backward), a rough figure per device kind.
 RATE = {"cpu": 2e9, "cuda": 3e12}
-
-
-def has_gpu():
-    return shutil.which("nvidia-smi") is not None and subprocess.call(
-        ["nvidia-smi", "-L"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
 def apply_overrides(config, overrides):
@@ -73,8 +69,13 @@ def estimate_s(config, out, device):
 
 
 def resolve(lists, root):
+    """(config path, overrides) for every config the lists name; patterns that match nothing.
+    An argument ending in .toml is a config itself, and must exist."""
     configs, missing = [], []
     for list_path in lists:
+        if list_path.endswith(".toml"):
+            configs.append((os.path.abspath(list_path), []))
+            continue
         for pattern, overrides in report.read_list(list_path):
             matches = sorted(glob.glob(os.path.join(root, pattern)))
             if not matches:
@@ -85,7 +86,7 @@ def resolve(lists, root):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("lists", nargs="+", help="repro list files (experiments/repro/*.txt)")
+    ap.add_argument("lists", nargs="+", help="repro list files (experiments/repro/*.txt) or experiment configs (*.toml)")
     ap.add_argument("--seeds", type=int, default=3, help="runs per config, seeds 1..N (default 3)")
     ap.add_argument("--out", required=True, help="folder for the run directories and the report")
     ap.add_argument("--set", action="append", default=[], dest="overrides",
@@ -95,63 +96,87 @@ def main():
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--title", default="Reproduction")
     ap.add_argument("--estimate-only", action="store_true", help="print the estimate and stop")
+    ap.add_argument("--no-plots", action="store_true", help="the report's tables only")
+    ap.add_argument("--sched", choices=["serial", "local", "slurm"], default="serial",
+                    help="serial: one run after another (default); local: --jobs runs at once on this machine, each on "
+                         "its own GPU / share of the cores; slurm: one job array, a task per run")
+    ap.add_argument("--jobs", type=int, default=0,
+                    help="--sched local: runs at once (default 0: one per visible GPU, else one per core)")
+    ap.add_argument("--wait", action="store_true", help="--sched slurm: wait for the array, then write the report")
+    ap.add_argument("--poll", type=float, default=10, help="--sched slurm --wait: seconds between squeue polls (default 10)")
+    slurm = ap.add_argument_group("Slurm (--sched slurm; empty: the cluster's defaults, or sbatch's SBATCH_* variables)")
+    slurm.add_argument("--partition", default="")
+    slurm.add_argument("--account", default="")
+    slurm.add_argument("--gpus", default="", help="GPUs per task (default: 1 where the cluster has GPU GRES, else 0)")
+    slurm.add_argument("--time", default="", help="time limit per task (sbatch --time)")
+    slurm.add_argument("--throttle", type=int, default=0, help="at most N tasks at once (--array=...%%N)")
+    slurm.add_argument("--cpus", type=int, default=0, help="CPUs per task (sbatch --cpus-per-task)")
+    slurm.add_argument("--sbatch-args", default="", help="further sbatch options, one string")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)
+    if os.sep in args.bin:  # the runs start in the repository root, the path was meant from here
+        args.bin = os.path.abspath(args.bin)
     if args.seeds < 1:
         ap.error(f"--seeds: expected at least 1, got {args.seeds}")
+    if args.jobs < 0:
+        ap.error(f"--jobs: expected a number of runs at once (0: one per GPU, else per core), got {args.jobs}")
+    if args.gpus and not args.gpus.isdigit():
+        ap.error(f"--gpus: expected a number of GPUs per task, got '{args.gpus}'")
     for list_path in args.lists:
         if not os.path.exists(list_path):
-            ap.error(f"{list_path}: no such repro list")
+            ap.error(f"{list_path}: no such {'experiment config' if list_path.endswith('.toml') else 'repro list'}")
 
     configs, missing = resolve(args.lists, args.root)
     for pattern in missing:
         print(f"repro: {pattern}: no config yet, listed as not run")
-    device = args.device if args.device != "auto" else ("cuda" if has_gpu() else "cpu")
-    jobs, total = [], 0.0
+    device = args.device if args.device != "auto" else ("cuda" if sweep.visible_gpus() else "cpu")
+    runs, total = [], 0.0
     for path, overrides in configs:
         config = report.read_config(path)
         apply_overrides(config, overrides + args.overrides)
         name = config["name"]
         est = estimate_s(config, args.out, device)
         for seed in range(1, args.seeds + 1):
-            jobs.append((path, name, seed, overrides + args.overrides))
+            runs.append(sweep.Run(path, name, seed, os.path.join(args.out, name, f"seed{seed}"), overrides + args.overrides))
             total += est
         print(f"repro: {name}: {args.seeds} × about {est / 60:.1f} min")
-    print(f"repro: estimated run time on {device}: about {total / 3600:.2f} h for {len(jobs)} runs "
+    at_once = {"serial": 1, "local": args.jobs or sweep.default_jobs(args.device)}.get(args.sched)
+    spread = (f", about {total / min(at_once, max(len(runs), 1)) / 3600:.2f} h with {at_once} at once" if at_once and at_once > 1
+              else ", spread over the array's tasks" if args.sched == "slurm" else "")
+    print(f"repro: estimated run time on {device}: about {total / 3600:.2f} h for {len(runs)} runs{spread} "
           f"(rough: earlier runs' throughput where there are any, else a MAC-rate model)")
     if args.estimate_only:
         return 0
 
-    failed = []
+    todo = []
+    for i, run in enumerate(runs, 1):
+        if sweep.run_state(run) == "complete":
+            print(f"repro: [{i}/{len(runs)}] {run.label()}: done earlier, skipped")
+        else:
+            todo.append(run)
     start = time.time()
-    for i, (path, name, seed, overrides) in enumerate(jobs, 1):
-        run_dir = os.path.join(args.out, name, f"seed{seed}")
-        summary = os.path.join(run_dir, "summary.json")
-        if os.path.exists(summary):
-            try:
-                with open(summary) as f:
-                    if json.load(f).get("completed", True):
-                        print(f"repro: [{i}/{len(jobs)}] {name} seed {seed}: done earlier, skipped")
-                        continue
-            except ValueError:
-                pass
-        cmd = [args.bin, "run", "--config", path, "--seed", str(seed), "--out", run_dir, "--device", args.device]
-        if os.path.exists(os.path.join(run_dir, "config.toml")):
-            cmd.append("--resume")
-        for o in overrides:
-            cmd += ["--set", o]
-        os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-        print(f"repro: [{i}/{len(jobs)}] {' '.join(cmd)}", flush=True)
-        with open(run_dir + ".log", "w") as log:
-            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        if rc != 0:
-            failed.append((name, seed, rc))
-            print(f"repro: {name} seed {seed} failed (exit {rc}), see {run_dir}.log")
-    print(f"repro: {len(jobs)} runs in {(time.time() - start) / 60:.1f} min, {len(failed)} failed")
+    try:
+        if args.sched == "slurm":
+            opts = sweep.SlurmOptions(args.partition, args.account, args.gpus, args.time, args.throttle, args.cpus,
+                                      args.sbatch_args)
+            failed = sweep.run_slurm(todo, args.out, args.bin, args.device, opts, args.wait, args.poll)
+            if failed is None:  # submitted, not waiting: the report comes later (make report)
+                return 0
+        else:
+            failed = sweep.run_here(todo, args.bin, args.device, at_once)
+    except sweep.SweepError as e:
+        print(f"repro: {e}", file=sys.stderr)
+        return 2
+    print(f"repro: {len(todo)} runs in {(time.time() - start) / 60:.1f} min, {len(failed)} not completed")
+    for run, detail in failed:
+        logs = f"{run.log}" + (f", task log {detail}" if isinstance(detail, str) else "")
+        print(f"repro: not completed: {run.label()}: see {logs}")
 
     report_args = [args.out, "--out", os.path.join(args.out, "report"), "--title", args.title, "--root", args.root]
     for list_path in args.lists:
-        report_args += ["--expect", list_path]
+        if not list_path.endswith(".toml"):
+            report_args += ["--expect", list_path]
+    report_args += ["--no-plots"] if args.no_plots else []
     report.main(report_args)
     return 1 if failed else 0
 

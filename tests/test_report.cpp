@@ -6,58 +6,19 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <sstream>
 #include <string>
-#include <vector>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/script_helpers.h"
+
 namespace fs = std::filesystem;
+using namespace script_test;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-    std::ifstream f(p);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-}
-
-// Exit status of a shell command (its output appended to `log`).
-int run(const std::string& command, const fs::path& log) {
-    const int status = std::system((command + " >>" + log.string() + " 2>&1").c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// The Python that runs the scripts: $SPINPRUNE_PYTHON, else the first python3 with matplotlib,
-// else python3.
-const std::string& python() {
-    static const std::string chosen = [] {
-        if (const char* p = std::getenv("SPINPRUNE_PYTHON")) return std::string(p);
-        for (const char* p : {"python3", "/usr/bin/python3"})
-            if (std::system((std::string(p) + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) return std::string(p);
-        return std::string("python3");
-    }();
-    return chosen;
-}
-
 bool has_matplotlib() { return std::system((python() + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0; }
-
-// A unique empty folder under the system's temporary directory.
-fs::path fresh_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("spinprune_test_report_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
 
 std::string config_toml(const std::string& name, int seed, const std::string& method) {
     return "name = \"" + name + "\"\nseed = " + std::to_string(seed) +
@@ -88,7 +49,7 @@ const char* kMetrics =
 // seed 1 with a corrupt summary.json; configs for exp_a and exp_c (never run); a list naming
 // them and a pattern with no config; a paper row for exp_a.
 struct Fixture {
-    fs::path root = fresh_dir("fixture");
+    fs::path root = fresh_dir("report_fixture");
     fs::path runs = root / "runs", out = root / "report", log = root / "log.txt";
 
     Fixture() {
@@ -118,27 +79,6 @@ struct Fixture {
                    log);
     }
 };
-
-// results.csv as experiment -> column -> cell (the cells hold no commas).
-std::map<std::string, std::map<std::string, std::string>> read_table(const fs::path& csv) {
-    std::ifstream f(csv);
-    std::string line;
-    std::vector<std::string> header;
-    std::map<std::string, std::map<std::string, std::string>> rows;
-    auto split = [](const std::string& s) {
-        std::vector<std::string> cells;
-        std::stringstream ss(s);
-        std::string cell;
-        while (std::getline(ss, cell, ',')) cells.push_back(cell);
-        return cells;
-    };
-    if (std::getline(f, line)) header = split(line);
-    while (std::getline(f, line)) {
-        const std::vector<std::string> cells = split(line);
-        for (size_t i = 0; i < cells.size() && i < header.size(); ++i) rows[cells[0]][header[i]] = cells[i];
-    }
-    return rows;
-}
 
 bool is_png(const fs::path& p) {
     const std::string head = read_text(p).substr(0, 8);
@@ -186,7 +126,7 @@ TEST_CASE("report.py: tables from complete, partial, corrupt and missing runs") 
 
 TEST_CASE("report.py: a folder without runs or a missing folder is reported, not crashed on") {
     REQUIRE(fs::exists("scripts/report.py"));
-    const fs::path root = fresh_dir("empty");
+    const fs::path root = fresh_dir("report_empty");
     const fs::path log = root / "log.txt";
     CHECK(run(python() + " scripts/report.py " + (root / "nothing").string() + " --out " + (root / "out").string(), log) == 0);
     CHECK(read_text(log).find("no such directory") != std::string::npos);
