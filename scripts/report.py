@@ -401,7 +401,7 @@ def plot_all(runs, papers, cost_studies, out):
     curves = []
     for study in cost_studies:
         for model in study.get("models", []):
-            for runtime, prefix in ((study.get("device", "?"), ""), ("onnxruntime cpu", "onnxruntime_")):
+            for runtime, prefix in ((f"spinprune {study.get('device', '?')}", ""), ("onnxruntime cpu", "onnxruntime_")):
                 for kind in ("dense", "compacted"):
                     key = f"{prefix}{kind}_ms"
                     pts = [(p["batch"], p[key]) for p in model.get("latency", []) if key in p]
