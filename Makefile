@@ -304,9 +304,12 @@ report:  ## tables (Markdown + CSV) and plots (PNG + SVG) from run directories: 
 	@test -n "$(RUNS)" || { echo "make report: name the run directories, e.g. make report RUNS=runs/compare-fmnist"; exit 2; }
 	$(PYTHON) scripts/report.py $(RUNS) --out $(firstword $(RUNS))/report $(addprefix --cost-study ,$(COST_STUDIES)) $(REPORT_ARGS)
 
-cost-study: deps  ## dense vs compacted latency over batch 1..512, unstructured masks on dense time -> bench/results/ (DEVICE=cpu|cuda)
+# The bench measures ours and writes the networks it timed; bench/cost_study.py times them in
+# onnxruntime at the same batches and rounds, and writes the tables (COST_STUDY_ARGS: its options).
+cost-study: deps  ## dense vs compacted latency over batch 1..512, ours and onnxruntime's; unstructured masks on dense time -> bench/results/ (DEVICE=cpu|cuda)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/cost_study_bench
-	./$(BUILD)/bin/cost_study_bench --device $(or $(DEVICE),auto) $(BENCH_ARGS)
+	./$(BUILD)/bin/cost_study_bench --device $(or $(DEVICE),auto) --work $(BUILD)/cost_study $(BENCH_ARGS)
+	$(TORCH_PYTHON) bench/cost_study.py $(BUILD)/cost_study/study.json --out bench/results $(COST_STUDY_ARGS)
 
 profile:  ## a short run of experiments/$(EXP).toml under Nsight Systems and Nsight Compute, when installed
 	@test -n "$(EXP)" || { echo "make profile: name an experiment, e.g. make profile EXP=$(PROFILE_EXP)"; exit 2; }

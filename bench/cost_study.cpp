@@ -1,22 +1,26 @@
-// Cost study (make cost-study): what the pruning machinery costs per unit of work, each beside a
-// training step of the same network and batch (ResNet-20, CIFAR-shaped): one EDropout generation,
-// one Gibbs step per Hamiltonian, one scored filter, one RL episode. And where fewer MACs do and
-// don't give speed: for LeNet and ResNet-20
-// with 50% of every prunable layer's filters removed (lowest L1 norm), the forward latency of the
-// dense and the physically compacted network across batch sizes; and for 50% of the weights
-// masked (per-layer magnitude), the dense network's time with and without the masks, since an
+// Cost study (make cost-study), the measurements on our backend: what the pruning machinery
+// costs per unit of work, each beside a training step of the same network and batch (ResNet-20,
+// CIFAR-shaped): one EDropout generation, one Gibbs step per Hamiltonian, one scored filter, one
+// RL episode. And where fewer MACs do and don't give speed: for LeNet and ResNet-20 with 50% of
+// every prunable layer's filters removed (lowest L1 norm), the forward latency of the dense and
+// the physically compacted network across batch sizes; and for 50% of the weights masked
+// (per-layer magnitude), the dense network's time with and without the masks, since an
 // unstructured mask leaves the dense shapes. Random weights and inputs: time does not depend on
-// the values. Writes bench/results/<device>_cost_study.md and .json (the JSON feeds report.py's
+// the values. Writes <work>/study.json and the sweep's dense and compacted networks as
+// checkpoints beside it; bench/cost_study.py times those in onnxruntime at the same batches and
+// rounds and writes bench/results/<device>_cost_study.md and .json (the JSON feeds report.py's
 // latency plot).
 //   cost_study_bench [--device cpu|cuda|auto] [--max-batch N] [--repeats R] [--rounds K]
-//                    [--machinery-batch B] [--out DIR]
+//                    [--machinery-batch B] [--work DIR]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <omp.h>
 #include <string>
 
 #include "bench/inputs.h"
@@ -36,6 +40,7 @@
 #include "pruning/mask_space.h"
 #include "pruning/surgery.h"
 #include "train/run_dir.h"
+#include "train/trainer.h"
 
 using namespace sp;
 using nlohmann::json;
@@ -55,8 +60,10 @@ struct StudyModel {
     int64_t channels, size;
 };
 
-// Dense vs compacted latency of `spec` with half of every prunable set's filters removed.
-json structured_sweep(Context& ctx, const StudyModel& spec, int64_t max_batch, const LatencyOptions& lo, int rounds) {
+// Dense vs compacted latency of `spec` with half of every prunable set's filters removed; both
+// networks are saved to `work` (no input normalisation: the graph is the network we time).
+json structured_sweep(Context& ctx, const StudyModel& spec, int64_t max_batch, const LatencyOptions& lo, int rounds,
+                      const std::string& work) {
     auto model = make_model(spec.name, spec.channels, spec.size, spec.size, 10);
     model->allocate(ctx.device(), 1);
     MaskSpace space(*model, MaskSpaceOptions{});
@@ -65,6 +72,10 @@ json structured_sweep(Context& ctx, const StudyModel& spec, int64_t max_batch, c
         select_by_rates(space, scores, std::vector<double>(space.segments().size(), 0.5));
     const ModelAccount acc = account(space, state);
     std::unique_ptr<Model> compact = compact_model(*model, space.kept_channels(state));
+    // File names relative to `work`, where study.json lies.
+    const json checkpoints = {{"dense", spec.name + "_dense.safetensors"}, {"compacted", spec.name + "_compacted.safetensors"}};
+    save_model(work + "/" + checkpoints["dense"].get<std::string>(), *model, ExperimentConfig{}, Normalization{});
+    save_model(work + "/" + checkpoints["compacted"].get<std::string>(), *compact, ExperimentConfig{}, Normalization{});
     json points = json::array();
     for (int64_t b = 1; b <= max_batch; b *= 2) {
         const double dense = latency_ms(ctx, *model, b, lo, rounds);
@@ -75,7 +86,8 @@ json structured_sweep(Context& ctx, const StudyModel& spec, int64_t max_batch, c
     }
     return {{"name", spec.name}, {"params_kept", acc.params_kept()}, {"macs_kept", acc.macs_kept()},
             {"dense_macs", model->macs_per_image()}, {"compacted_macs", compact->macs_per_image()},
-            {"latency", points}};
+            {"dense_params", model->parameter_count()}, {"compacted_params", compact->parameter_count()},
+            {"checkpoints", checkpoints}, {"latency", points}};
 }
 
 // The dense network's time without masks and with 50% of its weights masked.
@@ -197,59 +209,11 @@ std::string utc_now() {
     return buf;
 }
 
-std::string markdown(const json& study) {
-    std::ostringstream md;
-    char line[512];
-    md << "# Cost study: dense vs compacted latency, unstructured masks\n\n"
-       << "Device: " << study["device_name"].get<std::string>() << " (" << study["device"].get<std::string>()
-       << "); date " << study["date"].get<std::string>() << "; commit " << study["git_revision"].get<std::string>()
-       << ". Command: `make cost-study` (" << study["command"].get<std::string>() << ").\n"
-       << "Latency: milliseconds per forward in eval mode on random input, the minimum over "
-       << study["rounds"].get<int>() << " rounds of the median of " << study["repeats"].get<int>() << " forwards (after "
-       << study["warmup"].get<int>() << " warm-up runs each); the minimum, since other jobs on a shared machine only "
-       << "add time. MACs: multiply-accumulates per image (1 MAC = 2 FLOPs).\n\n"
-       << "## The pruning machinery per unit of work\n\n";
-    const json& mach = study["machinery"];
-    std::snprintf(line, sizeof line,
-                  "ResNet-20 on random 3x32x32 images, batch %lld; every row the median of the repeats after a "
-                  "warm-up; \"share of a step\": its time against one training step at the same batch.\n\n"
-                  "| work | ms per unit | share of a training step |\n|---|---:|---:|\n",
-                  static_cast<long long>(mach["batch"].get<int64_t>()));
-    md << line;
-    for (const json& r : mach["rows"]) {
-        std::snprintf(line, sizeof line, "| %s | %.4g per %s | %.3g |\n", r["work"].get<std::string>().c_str(),
-                      r["ms"].get<double>(), r["unit"].get<std::string>().c_str(),
-                      r["ms"].get<double>() / mach["step_ms"].get<double>());
-        md << line;
-    }
-    md << "\n## Dense vs compacted (50% of every prunable layer's filters removed, lowest L1 norm)\n\n";
-    for (const json& m : study["models"]) {
-        std::snprintf(line, sizeof line,
-                      "### %s: %.1f%% of the parameters, %.1f%% of the MACs kept (%lld -> %lld MACs/image)\n\n"
-                      "| batch | dense ms | compacted ms | speed-up | MAC ratio |\n|---:|---:|---:|---:|---:|\n",
-                      m["name"].get<std::string>().c_str(), 100 * m["params_kept"].get<double>(),
-                      100 * m["macs_kept"].get<double>(), static_cast<long long>(m["dense_macs"].get<int64_t>()),
-                      static_cast<long long>(m["compacted_macs"].get<int64_t>()));
-        md << line;
-        for (const json& p : m["latency"]) {
-            std::snprintf(line, sizeof line, "| %lld | %.3f | %.3f | %.2fx | %.2fx |\n",
-                          static_cast<long long>(p["batch"].get<int64_t>()), p["dense_ms"].get<double>(),
-                          p["compacted_ms"].get<double>(), p["dense_ms"].get<double>() / p["compacted_ms"].get<double>(),
-                          1.0 / m["macs_kept"].get<double>());
-            md << line;
-        }
-        md << "\n";
-    }
-    md << "## Unstructured masks (50% of the weights, per-layer magnitude) on the dense network\n\n"
-       << "| model | batch | dense ms | masked ms | masked / dense |\n|---|---:|---:|---:|---:|\n";
-    for (const json& m : study["unstructured"])
-        for (const json& p : m["latency"]) {
-            std::snprintf(line, sizeof line, "| %s | %lld | %.3f | %.3f | %.2f |\n", m["name"].get<std::string>().c_str(),
-                          static_cast<long long>(p["batch"].get<int64_t>()), p["dense_ms"].get<double>(),
-                          p["masked_ms"].get<double>(), p["masked_ms"].get<double>() / p["dense_ms"].get<double>());
-            md << line;
-        }
-    return md.str();
+// The 1-, 5- and 15-minute load averages: how busy the machine was around the measurements.
+json load_average() {
+    double load[3] = {0, 0, 0};
+    if (getloadavg(load, 3) != 3) return nullptr;
+    return {load[0], load[1], load[2]};
 }
 
 }  // namespace
@@ -257,16 +221,16 @@ std::string markdown(const json& study) {
 int main(int argc, char** argv) {
     cpu::configure_cpu_blas(argv);
     CLI::App app{"dense vs compacted latency across batch sizes, and unstructured masks' effect on dense time"};
-    std::string device_arg = "auto", out_dir = "bench/results";
+    std::string device_arg = "auto", work = "build/cost_study";
     int64_t max_batch = 512;
     int repeats = -1, rounds = -1;
     int64_t machinery_batch = -1;
     app.add_option("--device", device_arg, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     app.add_option("--max-batch", max_batch, "largest batch of the sweep (powers of two from 1)")->check(CLI::PositiveNumber);
-    app.add_option("--repeats", repeats, "timed forwards per point, median reported (default: 20 on the GPU, 3 on the CPU)");
+    app.add_option("--repeats", repeats, "timed forwards per point, median reported (default: 20 on the GPU, 1 on the CPU)");
     app.add_option("--rounds", rounds, "measurements per point, the minimum reported (default: 1 on the GPU, 5 on the CPU)");
     app.add_option("--machinery-batch", machinery_batch, "batch of the machinery costs (default: 128 on the GPU, 32 on the CPU)");
-    app.add_option("--out", out_dir, "folder for <device>_cost_study.md and .json");
+    app.add_option("--work", work, "folder for study.json and the sweep's checkpoints (bench/cost_study.py reads them)");
     CLI11_PARSE(app, argc, argv);
     try {
         const Device device = resolve_device(device_arg);
@@ -274,26 +238,29 @@ int main(int argc, char** argv) {
         lo.repeats = repeats > 0 ? repeats : device == Device::cuda ? 20 : 1;
         lo.warmup = device == Device::cuda ? 3 : 1;
         if (rounds <= 0) rounds = device == Device::cuda ? 1 : 5;
+        std::filesystem::create_directories(work);
         Context ctx(device, 1, true);
         const json env = environment_info(device);
         std::string command = "cost_study_bench --device " + std::string(device_name(device)) +
                               " --max-batch " + std::to_string(max_batch) + " --repeats " + std::to_string(lo.repeats) + " --rounds " + std::to_string(rounds);
+        // cpu_threads: the OpenMP threads of the CPU backend; onnxruntime gets as many.
         json study = {{"device", env["device"]}, {"device_name", env["device_name"]},
                       {"git_revision", env["git_revision"]}, {"date", utc_now()}, {"command", command},
-                      {"repeats", lo.repeats}, {"rounds", rounds}, {"warmup", lo.warmup}};
+                      {"repeats", lo.repeats}, {"rounds", rounds}, {"warmup", lo.warmup},
+                      {"cpu_threads", omp_get_max_threads()}, {"load_average", {{"start", load_average()}}}};
         if (machinery_batch <= 0) machinery_batch = device == Device::cuda ? 128 : 32;
         study["machinery"] = machinery(ctx, machinery_batch, device == Device::cuda ? 20 : 4);
         const std::vector<StudyModel> models = {{"lenet", 1, 28}, {"resnet20", 3, 32}};
         study["models"] = json::array();
-        for (const StudyModel& m : models) study["models"].push_back(structured_sweep(ctx, m, max_batch, lo, rounds));
+        for (const StudyModel& m : models)
+            study["models"].push_back(structured_sweep(ctx, m, max_batch, lo, rounds, work));
         study["unstructured"] = json::array();
         for (const StudyModel& m : models)
             study["unstructured"].push_back(unstructured_check(ctx, m, {1, std::min<int64_t>(128, max_batch)}, lo, rounds));
-        const std::string base = out_dir + "/" + std::string(device_name(device)) + "_cost_study";
-        std::ofstream(base + ".json") << study.dump(2) << "\n";
-        std::ofstream(base + ".md") << markdown(study);
-        std::printf("%s", markdown(study).c_str());
-        std::fprintf(stderr, "wrote %s.md and %s.json\n", base.c_str(), base.c_str());
+        study["load_average"]["end"] = load_average();
+        const std::string path = work + "/study.json";
+        write_file_atomically(path, study.dump(2) + "\n");
+        std::fprintf(stderr, "wrote %s (bench/cost_study.py adds onnxruntime and writes the tables)\n", path.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

@@ -396,15 +396,17 @@ def plot_all(runs, papers, cost_studies, out):
         save(fig, out, f"widths_{r.name}", written)
         plt.close(fig)
 
-    # Latency against batch size, dense vs compacted: the cost study's sweep, else the runs' two
-    # measured batches (1 and 128).
+    # Latency against batch size, dense vs compacted: the cost study's sweep (ours, and
+    # onnxruntime's on the CPU where measured), else the runs' two measured batches (1 and 128).
     curves = []
     for study in cost_studies:
         for model in study.get("models", []):
-            for kind in ("dense", "compacted"):
-                pts = [(p["batch"], p[f"{kind}_ms"]) for p in model.get("latency", []) if f"{kind}_ms" in p]
-                if pts:
-                    curves.append((f"{model.get('name', '?')} {kind} ({study.get('device', '?')})", pts))
+            for runtime, prefix in ((f"spinprune {study.get('device', '?')}", ""), ("onnxruntime cpu", "onnxruntime_")):
+                for kind in ("dense", "compacted"):
+                    key = f"{prefix}{kind}_ms"
+                    pts = [(p["batch"], p[key]) for p in model.get("latency", []) if key in p]
+                    if pts:
+                        curves.append((f"{model.get('name', '?')} {kind} ({runtime})", pts))
     if not curves:
         for r in done:
             for kind in ("dense", "pruned"):

@@ -7,7 +7,8 @@
 // docstring). Compacted networks from surgery, the masked networks they came from, and networks
 // with weight/kernel masks saved by save_model are checked the same way. A second case trains
 // and prunes a small LeNet with the spinprune program and checks that Python's evaluation, in
-// PyTorch and through ONNX in onnxruntime, gives the same top-1 as `spinprune eval`.
+// PyTorch and through ONNX in onnxruntime, gives the same top-1 as `spinprune eval`. A third
+// runs the cost study's onnxruntime timing (bench/cost_study.py) on a tiny network.
 //
 // PyTorch is Debian's python3-torch (`make deps`), in /usr/bin/python3 unless
 // $SPINPRUNE_TORCH_PYTHON names another interpreter; a missing oracle is a failure, never a skip.
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -384,5 +386,71 @@ TEST_CASE("model description: round trip, older checkpoints and malformed keys a
     bad.metadata["weight_masks"] = "[\"conv1\"]";
     CHECK(test::error_of([&] { read_description(bad); }).find("lacks 'conv1.weight' or 'conv1.weight_mask'") !=
           std::string::npos);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("cost study: onnxruntime times the dense and the compacted network at the study's batches") {
+    require_torch({"torch", "numpy", "onnx", "onnxruntime"});
+    const fs::path dir = fresh_dir("cost_study");
+    // A small LeNet and its compacted form, saved as cost_study_bench saves its sweep's networks,
+    // and a study.json with the keys the bench writes (our times are placeholders here).
+    auto dense = small_model(kArchs[0], 5);
+    MaskSpace space(*dense, MaskSpaceOptions{});
+    auto compact = compact_model(*dense, space.kept_channels(filter_state(*dense, space, 6)));
+    save_described(dir / "dense.safetensors", *dense);
+    save_described(dir / "compacted.safetensors", *compact);
+    const std::vector<int64_t> batches = {1, 3};
+    json latency = json::array();
+    for (int64_t b : batches) latency.push_back({{"batch", b}, {"dense_ms", 2.0}, {"compacted_ms", 1.0}});
+    json study = {
+        {"device", "cpu"}, {"device_name", "test cpu"}, {"git_revision", "test"}, {"date", "today"},
+        {"command", "a test"}, {"repeats", 1}, {"rounds", 2}, {"warmup", 1}, {"cpu_threads", 1},
+        {"load_average", {{"start", {1.0, 1.0, 1.0}}, {"end", nullptr}}},
+        {"machinery", {{"batch", 2}, {"step_ms", 4.0}, {"rows", {{{"work", "training step"}, {"unit", "step"}, {"ms", 4.0}}}}}},
+        {"models", {{{"name", "lenet"}, {"params_kept", 0.5}, {"macs_kept", 0.5}, {"dense_macs", dense->macs_per_image()},
+                     {"compacted_macs", compact->macs_per_image()}, {"dense_params", dense->parameter_count()},
+                     {"compacted_params", compact->parameter_count()},
+                     {"checkpoints", {{"dense", "dense.safetensors"}, {"compacted", "compacted.safetensors"}}},
+                     {"latency", latency}}}},
+        {"unstructured", {{{"name", "lenet"}, {"latency", {{{"batch", 1}, {"dense_ms", 2.0}, {"masked_ms", 2.0}}}}}}}};
+    auto study_run = [&](const json& s) {
+        std::ofstream(dir / "study.json") << s.dump(1);
+        return run(torch_python() + " bench/cost_study.py " + (dir / "study.json").string() + " --out " +
+                       (dir / "results").string(),
+                   dir / "study.log");
+    };
+    {
+        const int status = study_run(study);
+        INFO(read_text(dir / "study.log"));
+        REQUIRE(status == 0);
+    }
+    const json out = json::parse(read_text(dir / "results" / "cpu_cost_study.json"));
+    CHECK(out["onnxruntime"]["intra_op_threads"] == 1);  // the study's cpu_threads
+    CHECK(!out["onnxruntime"]["version"].get<std::string>().empty());
+    REQUIRE(out["models"][0]["latency"].size() == batches.size());
+    for (const json& p : out["models"][0]["latency"]) {
+        CAPTURE(p.dump());
+        CHECK(p["dense_ms"] == 2.0);  // ours kept as measured
+        for (const char* key : {"onnxruntime_dense_ms", "onnxruntime_compacted_ms"}) {
+            REQUIRE(p.contains(key));
+            CHECK(std::isfinite(p[key].get<double>()));
+            CHECK(p[key].get<double>() > 0.0);
+        }
+    }
+    const std::string md = read_text(dir / "results" / "cpu_cost_study.md");
+    CHECK(md.find("| batch | dense ms | compacted ms | speed-up | onnxruntime dense ms | onnxruntime compacted ms | "
+                  "onnxruntime speed-up | MAC ratio |") != std::string::npos);
+    CHECK(md.find("\n| 3 | 2.000 | 1.000 | 2.00x | ") != std::string::npos);
+
+    // A checkpoint that is not the network the study timed, and a study without a key, are named.
+    json wrong = study;
+    wrong["models"][0]["compacted_params"] = compact->parameter_count() + 1;
+    CHECK(study_run(wrong) == 1);
+    CHECK(read_text(dir / "study.log").find("compacted.safetensors: holds a network of " +
+                                            std::to_string(compact->parameter_count()) + " parameters") != std::string::npos);
+    json incomplete = study;
+    incomplete.erase("rounds");
+    CHECK(study_run(incomplete) == 1);
+    CHECK(read_text(dir / "study.log").find("study.json: no key 'rounds'") != std::string::npos);
     fs::remove_all(dir);
 }
