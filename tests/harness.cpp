@@ -7,7 +7,21 @@
 #include <cstdio>
 #include <sstream>
 
+#include "nn/layers.h"
+
 namespace sp::test {
+
+void randomise_bn(Model& m, uint64_t seed) {
+    auto set = [](Tensor t, const std::vector<float>& v) { t.copy_from(Tensor::from_host(v, t.shape(), Device::cpu)); };
+    for (const LayerWiring& l : m.wiring()) {
+        if (!l.bn) continue;
+        const int64_t c = l.bn->channels();
+        set(l.bn->gamma(), random_values(c, seed++, 0.5f, 1.5f));
+        set(l.bn->beta(), random_values(c, seed++, -0.5f, 0.5f));
+        set(l.bn->running_mean(), random_values(c, seed++, -0.3f, 0.3f));
+        set(l.bn->running_var(), random_values(c, seed++, 0.5f, 2.0f));
+    }
+}
 
 int run_command(const std::string& command, std::string* output) {
     FILE* pipe = popen((command + " 2>&1").c_str(), "r");

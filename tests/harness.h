@@ -16,6 +16,7 @@
 #include "nn/checkpoint.h"
 #include "nn/context.h"
 #include "nn/device.h"
+#include "nn/models/model.h"
 #include "nn/ops.h"
 #include "nn/tensor.h"
 
@@ -76,6 +77,10 @@ inline Tensor random_tensor(Shape shape, Device device, uint64_t seed, float lo 
     auto values = random_values(shape.numel(), seed, lo, hi);
     return Tensor::from_host(values, std::move(shape), device);
 }
+
+// Batch norms of `m` with random gamma, beta, running mean and variance (away from their initial
+// 1, 0, 0, 1), so eval mode is not close to the identity.
+void randomise_bn(Model& m, uint64_t seed);
 
 // Checks |actual[i] - expected[i]| <= bound[i] for all i and reports the first offenders with
 // their index, values and bound.

@@ -25,19 +25,6 @@ using KeptMap = std::map<int, std::vector<int64_t>>;
 
 std::vector<float> host(const Tensor& t) { return t.to_host(); }
 
-void set_host(Tensor t, const std::vector<float>& v) { t.copy_from(Tensor::from_host(v, t.shape(), Device::cpu)); }
-
-// Non-trivial eval-mode BN: random gamma, beta, running mean and variance.
-void randomise_bn(Model& m, uint64_t seed) {
-    for (const LayerWiring& l : m.wiring()) {
-        if (!l.bn) continue;
-        const int64_t c = l.bn->channels();
-        set_host(l.bn->gamma(), test::random_values(c, seed++, 0.5f, 1.5f));
-        set_host(l.bn->beta(), test::random_values(c, seed++, -0.5f, 0.5f));
-        set_host(l.bn->running_mean(), test::random_values(c, seed++, -0.3f, 0.3f));
-        set_host(l.bn->running_var(), test::random_values(c, seed++, 0.5f, 2.0f));
-    }
-}
 
 // A random kept subset (never empty) of every prunable set, and of the resizable residual
 // groups when `groups`. Sets feeding AlexNet's cross-channel LRN keep a contiguous range
@@ -195,7 +182,7 @@ void check_compaction(const Family& f, uint64_t seed) {
     options.shortcut = f.shortcut;
     auto model = make_model(f.name, f.c, f.side, f.side, 10, options);
     model->allocate(Device::cpu, seed);
-    randomise_bn(*model, seed + 1000);
+    test::randomise_bn(*model, seed + 1000);
     model->set_training(false);
     Context ctx(Device::cpu, seed);
     const int64_t N = 2;
@@ -521,7 +508,7 @@ GPU_TEST_CASE("surgery (cuda): a compacted model with odd widths agrees with the
     o.shortcut = ShortcutOption::b;
     auto dense = make_model("resnet20", 3, 16, 16, 10, o);
     dense->allocate(Device::cpu, 31);
-    randomise_bn(*dense, 32);
+    test::randomise_bn(*dense, 32);
     const KeptMap kept = odd_kept(*dense, 33);
     auto cpu_model = compact_model(*dense, kept);
     auto gpu_model = make_model("resnet20", 3, 16, 16, 10, o);

@@ -73,19 +73,6 @@ void require_torch(const std::vector<std::string>& modules) {
     }
 }
 
-void set_host(Tensor t, const std::vector<float>& v) { t.copy_from(Tensor::from_host(v, t.shape(), Device::cpu)); }
-
-// Batch norms with statistics and affine maps away from their initial 0/1, so eval mode tests them.
-void randomise_bn(Model& m, uint64_t seed) {
-    for (const LayerWiring& l : m.wiring()) {
-        if (!l.bn) continue;
-        const int64_t c = l.bn->channels();
-        set_host(l.bn->gamma(), test::random_values(c, seed++, 0.5f, 1.5f));
-        set_host(l.bn->beta(), test::random_values(c, seed++, -0.5f, 0.5f));
-        set_host(l.bn->running_mean(), test::random_values(c, seed++, -0.3f, 0.3f));
-        set_host(l.bn->running_var(), test::random_values(c, seed++, 0.5f, 2.0f));
-    }
-}
 
 // Every weight, bias and BN statistic of `model` under its name, as save_model writes them.
 std::vector<std::pair<std::string, const Tensor*>> named_tensors(Model& model, std::vector<Tensor>& views) {
@@ -131,7 +118,7 @@ std::unique_ptr<Model> small_model(const Arch& a, uint64_t seed) {
         if (s.resizable) options.widths[s.name] = 3 + (5 * i++) % 6;
     auto model = make_model(a.name, a.c, a.side, a.side, kClasses, options);
     model->allocate(Device::cpu, seed);
-    randomise_bn(*model, seed + 100);
+    test::randomise_bn(*model, seed + 100);
     return model;
 }
 
