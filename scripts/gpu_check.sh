@@ -19,6 +19,9 @@
 # in the summary; the GPU tests must have run for a pass).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The stages build and run the release configuration: a parent make's variables (SAN=1 from
+# `make test SAN=1`, reaching us through MAKEFLAGS) must not switch the configuration under us.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 
 dry_run=0
 [[ ${1:-} == --dry-run ]] && { dry_run=1; shift; }
