@@ -267,7 +267,7 @@ SCHED_ARGS = --sched $(SCHED) --jobs $(if $(filter command line environment,$(or
 PYTHON    ?= $(or $(shell for p in python3 /usr/bin/python3; do $$p -c 'import matplotlib' 2>/dev/null && echo $$p && break; done),python3)
 REPRO     := $(PYTHON) scripts/repro.py
 # The CPU-sized Fashion-MNIST comparison: 10000 training images (2000 held out), 2 epochs.
-COMPARE_ARGS ?= --set data.train_subset=10000 --set data.validation=2000 --set train.epochs=2 --set prune.min_epochs=1
+COMPARE_ARGS ?= --set data.train_subset=10000 --set data.validation=2000 --set train.epochs=2 --set prune.edropout.min_epochs=1
 PROFILE_EXP  ?= fashion_mnist_lenet_edropout
 PROFILE_SHORT := --set train.epochs=1 --set data.train_subset=2048 --set data.validation=512 --set finetune.epochs=1
 COST_STUDIES = $(wildcard bench/results/*_cost_study.json)

@@ -32,6 +32,7 @@
 #include "nn/optim.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
+#include "pruning/importance.h"
 #include "pruning/constrained_rl.h"
 #include "pruning/edropout.h"
 #include "pruning/feature_scores.h"
@@ -67,7 +68,7 @@ json structured_sweep(Context& ctx, const StudyModel& spec, int64_t max_batch, c
     auto model = make_model(spec.name, spec.channels, spec.size, spec.size, 10);
     model->allocate(ctx.device(), 1);
     MaskSpace space(*model, MaskSpaceOptions{});
-    const std::vector<float> scores = baseline_scores("l1-filter", space, 1);
+    const std::vector<float> scores = importance_scores(l1_importance, ScoreInput{ctx, space}, "l1");
     const std::vector<float> state =
         select_by_rates(space, scores, std::vector<double>(space.segments().size(), 0.5));
     const ModelAccount acc = account(space, state);
@@ -98,8 +99,9 @@ json unstructured_check(Context& ctx, const StudyModel& spec, const std::vector<
     MaskSpaceOptions mo;
     mo.granularity = Granularity::weight;
     MaskSpace space(*model, mo);
-    const std::vector<float> state =
-        baseline_state("magnitude", space, PruneTarget{BudgetKind::params, 0.5}, 1);
+    const std::vector<float> state = select_to_target(
+        space, importance_scores(magnitude_importance, ScoreInput{ctx, space}, "magnitude"), Selection::per_segment,
+        PruneTarget{BudgetKind::params, 0.5});
     const ModelAccount acc = account(space, state);
     Tensor units = Tensor::from_host(state, Shape{space.size()}, ctx.device());
     json points = json::array();

@@ -1,21 +1,17 @@
-// Baseline scores and the search for the state that meets a budget.
+// The search for the state that meets a budget, and selection at fixed rates.
 #include "pruning/baselines.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <numeric>
 #include <sstream>
 
 #include "kernels/check.h"
-#include "kernels/philox.h"
-#include "nn/layers.h"
 
 namespace sp {
 
 namespace {
 
-constexpr uint64_t kPurposeRandomBaseline = 0x7072'756e'6572'6e64ull;  // "prunernd"
 constexpr double kTolerance = 0.01;  // relative
 
 // Units of each segment sorted by descending score (ties: lower index first, so deterministic).
@@ -163,64 +159,6 @@ std::vector<float> select_by_rates(const MaskSpace& space, const std::vector<flo
         for (int64_t i = 0; i < keep; ++i) state[static_cast<size_t>(ranked[s][static_cast<size_t>(i)])] = 1.0f;
     }
     return state;
-}
-
-bool is_baseline(const std::string& m) {
-    return m == "random" || m == "magnitude" || m == "magnitude-global" || m == "l1-filter" || m == "bn-scale";
-}
-
-Selection baseline_selection(const std::string& m) {
-    return m == "magnitude" || m == "l1-filter" ? Selection::per_segment : Selection::global;
-}
-
-std::vector<float> baseline_scores(const std::string& method, MaskSpace& space, uint64_t seed) {
-    SP_REQUIRE(is_baseline(method), "prune: unknown baseline '" << method
-                                        << "' (random, magnitude, magnitude-global, l1-filter, bn-scale)");
-    const Granularity g = space.granularity();
-    std::vector<float> scores(static_cast<size_t>(space.size()), 0.0f);
-    if (method == "random") {
-        const uint64_t key = random_stream_key(seed, kPurposeRandomBaseline, 0);
-        for (size_t i = 0; i < scores.size(); ++i) scores[i] = stream_uniform(key, i);
-        return scores;
-    }
-    Model& model = space.model();
-    if (method == "magnitude" || method == "magnitude-global") {
-        SP_REQUIRE(g == Granularity::weight, "prune: " << method << " needs granularity = \"weight\", got " << granularity_name(g));
-        for (const MaskSegment& seg : space.segments()) {
-            const LayerWiring& w = model.wiring()[static_cast<size_t>(seg.layer)];
-            std::vector<float> weight = (w.conv ? w.conv->weight() : w.linear->weight()).to_host();
-            for (int64_t i = 0; i < seg.size; ++i) scores[static_cast<size_t>(seg.offset + i)] = std::fabs(weight[static_cast<size_t>(i)]);
-        }
-        return scores;
-    }
-    SP_REQUIRE(g == Granularity::filter, "prune: " << method << " needs granularity = \"filter\", got " << granularity_name(g));
-    // Per channel of a set: summed over every layer writing the set.
-    for (const MaskSegment& seg : space.segments())
-        for (const LayerWiring& w : model.wiring()) {
-            if (w.out_set != seg.set) continue;
-            if (method == "l1-filter") {
-                std::vector<float> weight = (w.conv ? w.conv->weight() : w.linear->weight()).to_host();
-                const int64_t per = static_cast<int64_t>(weight.size()) / seg.size;
-                for (int64_t c = 0; c < seg.size; ++c) {
-                    double s = 0;
-                    for (int64_t j = 0; j < per; ++j) s += std::fabs(weight[static_cast<size_t>(c * per + j)]);
-                    scores[static_cast<size_t>(seg.offset + c)] += static_cast<float>(s);
-                }
-            } else if (w.bn) {
-                std::vector<float> gamma = w.bn->gamma().to_host();
-                for (int64_t c = 0; c < seg.size; ++c) scores[static_cast<size_t>(seg.offset + c)] += std::fabs(gamma[static_cast<size_t>(c)]);
-            } else {
-                // Network slimming prunes BN channels only: a layer without BN (e.g. a hidden
-                // linear layer) keeps all its units.
-                for (int64_t c = 0; c < seg.size; ++c)
-                    scores[static_cast<size_t>(seg.offset + c)] = std::numeric_limits<float>::infinity();
-            }
-        }
-    return scores;
-}
-
-std::vector<float> baseline_state(const std::string& method, MaskSpace& space, const PruneTarget& target, uint64_t seed) {
-    return select_to_target(space, baseline_scores(method, space, seed), baseline_selection(method), target);
 }
 
 }  // namespace sp

@@ -1,11 +1,7 @@
-// Baseline pruning methods, each to a target given as a kept fraction of parameters or MACs:
-//   random            random scores                         (any granularity, global ranking)
-//   magnitude         |w|, the same fraction in every layer  (weight granularity)
-//   magnitude-global  |w|, one threshold over all layers     (weight granularity)
-//   l1-filter         L1 norm of each filter, the same fraction in every layer (Li et al. 2017)
-//   bn-scale          |γ| of each channel's BN, one global threshold (network slimming, Liu et al. 2017);
-//                     layers without BN are not pruned
-// The achieved fraction is within 1% (relative) of the target, or an sp::Error says why not.
+// Selection from unit scores (pruning/importance.h): the state that keeps the best units, the same
+// fraction of every layer or by one global ranking, to a target given as a kept fraction of
+// parameters or MACs, or at fixed per-layer rates. The achieved fraction is within 1% (relative)
+// of the target, or an sp::Error says why not.
 #pragma once
 
 #include <cstdint>
@@ -47,14 +43,5 @@ std::vector<float> select_by_rates(const MaskSpace& space, const std::vector<flo
                                    const std::vector<double>& rates);
 // An error naming the prunable sets unless there is one rate per segment.
 void check_rates(const MaskSpace& space, const std::vector<double>& rates);
-
-// Unit scores of a baseline (higher = more important) on the host, from the model's weights.
-std::vector<float> baseline_scores(const std::string& method, MaskSpace& space, uint64_t seed);
-Selection baseline_selection(const std::string& method);
-bool is_baseline(const std::string& method);
-
-// The whole baseline: scores, then selection to the target.
-std::vector<float> baseline_state(const std::string& method, MaskSpace& space, const PruneTarget& target,
-                                  uint64_t seed);
 
 }  // namespace sp

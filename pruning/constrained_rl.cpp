@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/check.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
+#include "pruning/importance.h"
 #include "pruning/latency.h"
 #include "pruning/surgery.h"
 
@@ -28,12 +30,6 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 }  // namespace
 
-RlEnvironmentKind rl_environment_from_name(const std::string& name) {
-    if (name == "layer") return RlEnvironmentKind::layer;
-    if (name == "filter") return RlEnvironmentKind::filter;
-    fail("constrained-rl: unknown environment '" + name + "' (layer, filter)", __FILE__, __LINE__);
-}
-
 RlCostKind rl_cost_from_name(const std::string& name) {
     if (name == "params") return RlCostKind::params;
     if (name == "macs") return RlCostKind::macs;
@@ -41,15 +37,54 @@ RlCostKind rl_cost_from_name(const std::string& name) {
     fail("constrained-rl: unknown cost '" + name + "' (params, macs, latency)", __FILE__, __LINE__);
 }
 
-RlRewardKind rl_reward_from_name(const std::string& name) {
-    if (name == "accuracy") return RlRewardKind::accuracy;
-    if (name == "margin") return RlRewardKind::margin;
-    if (name == "cross-entropy") return RlRewardKind::cross_entropy;
-    fail("constrained-rl: unknown reward '" + name + "' (accuracy, margin, cross-entropy)", __FILE__, __LINE__);
+const SettingTable<ConstrainedRlOptions>& constrained_rl_settings() {
+    using O = ConstrainedRlOptions;
+    auto ppo = [](auto member) {  // a PpoOptions field of o.ppo
+        return [member](O& o) -> auto& { return o.ppo.*member; };
+    };
+    static const SettingTable<O> table =
+        SettingTable<O>()
+            .choice("environment", &O::environment,
+                    std::vector<std::pair<const char*, RlEnvironmentKind>>{{"layer", RlEnvironmentKind::layer},
+                                                                           {"filter", RlEnvironmentKind::filter}},
+                    "layer: one step per prunable layer (action: the fraction to prune); filter: per-filter keep values")
+            .custom_choice(
+                "cost", {"budget", "latency"},
+                [](const O& o) { return std::string(o.cost == RlCostKind::latency ? "latency" : "budget"); },
+                [](O& o, const std::string& v) { o.cost = v == "latency" ? RlCostKind::latency : RlCostKind::params; },
+                "budget: the kept fraction of prune.budget (params or MACs); latency: of the measured latency (filter granularity)")
+            .choice("reward", &O::reward,
+                    std::vector<std::pair<const char*, RlRewardKind>>{{"accuracy", RlRewardKind::accuracy},
+                                                                      {"margin", RlRewardKind::margin},
+                                                                      {"cross-entropy", RlRewardKind::cross_entropy}},
+                    "accuracy, or minus the margin / cross-entropy energy, on the held-out images")
+            .integer("eval_images", &O::eval_images, 1, 1000000, "validation images every episode is scored on")
+            .integer("episodes", &O::episodes, 1, 65536, "parallel episodes per update (one population)")
+            .integer("updates", &O::updates, 1, 1000000, "PPO updates (rollouts)")
+            .boolean("batched", &O::batched, "evaluate an update's episodes as one population (else one by one)")
+            .integer("max_images_per_pass", &O::max_images_per_pass, 0, INT64_MAX,
+                     "largest batch of one population forward (0: no limit)")
+            .number("max_prune", &O::max_prune, 0.0, 0.999, "layer: the largest fraction of a layer an action prunes")
+            .integer("latency_batch", &O::latency_batch, 1, 1 << 16, "cost = latency: images per timed forward")
+            .integer("hidden", ppo(&PpoOptions::hidden), 1, 4096, "width of the two hidden layers of the actor and critics")
+            .number("lr", ppo(&PpoOptions::lr), 0.0, 10.0, "Adam learning rate of the actor and critics")
+            .integer("epochs", ppo(&PpoOptions::epochs), 1, 1000, "PPO epochs per update")
+            .integer("minibatch", ppo(&PpoOptions::minibatch), 1, 1 << 20, "samples (steps) per minibatch")
+            .number("clip", ppo(&PpoOptions::clip), 1e-6, 1.0, "PPO ratio clip epsilon")
+            .number("grad_clip", ppo(&PpoOptions::grad_clip), 0.0, 1e6, "global gradient-norm clip per network (0: none)")
+            .number("gamma", ppo(&PpoOptions::gamma), 0.0, 1.0, "discount")
+            .number("lambda_reward", ppo(&PpoOptions::lambda_reward), 0.0, 1.0, "GAE lambda of the reward advantage")
+            .number("lambda_cost", ppo(&PpoOptions::lambda_cost), 0.0, 1.0, "GAE lambda of the cost advantage")
+            .number("dual_lr", ppo(&PpoOptions::dual_lr), 0.0, 1e3, "Adam learning rate of lambda (nu = softplus(lambda))")
+            .number("dual_init", ppo(&PpoOptions::dual_init), -100.0, 100.0, "initial lambda")
+            .number("init_log_std", ppo(&PpoOptions::init_log_std), -10.0, 2.0, "initial log sigma of the Gaussian policy")
+            .number("entropy_coef", ppo(&PpoOptions::entropy_coef), 0.0, 10.0, "entropy bonus in the policy loss");
+    return table;
 }
 
-std::vector<float> rl_unit_scores(MaskSpace& space) {
-    return baseline_scores(space.granularity() == Granularity::filter ? "l1-filter" : "magnitude", space, 0);
+std::vector<float> rl_unit_scores(Context& ctx, MaskSpace& space) {
+    const Importance& magnitude = space.granularity() == Granularity::filter ? l1_importance : magnitude_importance;
+    return importance_scores(magnitude, ScoreInput{ctx, space}, "constrained-rl");
 }
 
 namespace {
@@ -81,12 +116,11 @@ PruningEnvironment::PruningEnvironment(Context& ctx, MaskSpace& space, const Con
                "constrained-rl: a latency cost needs granularity 'filter' (unstructured masks do not change latency)");
     SP_REQUIRE(options.budget > 0.0 && options.budget <= 1.0, "constrained-rl: budget " << options.budget
                                                                                         << " is not a kept fraction in (0, 1]");
-    SP_REQUIRE(options.episodes >= 1 && options.updates >= 1,
-               "constrained-rl: episodes " << options.episodes << ", updates " << options.updates << " (need >= 1)");
+    constrained_rl_settings().check(options, "constrained-rl");
     SP_REQUIRE(!space.segments().empty(), "constrained-rl: the mask space has no prunable units");
     SP_REQUIRE(images.rank() == 4 && labels.rank() == 1 && images.shape()[0] == labels.shape()[0],
                "constrained-rl: images " << images.shape().str() << " and labels " << labels.shape().str());
-    scores_ = rl_unit_scores(space);
+    scores_ = rl_unit_scores(ctx, space);
 
     // Per-step layer descriptors, each normalised by its largest value over the steps.
     const Model& model = space.model();

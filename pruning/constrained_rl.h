@@ -29,25 +29,26 @@
 #include "pruning/mask_space.h"
 #include "pruning/population.h"
 #include "pruning/ppo.h"
+#include "pruning/settings.h"
 
 namespace sp {
 
 enum class RlEnvironmentKind { layer, filter };
 enum class RlCostKind { params, macs, latency };
 enum class RlRewardKind { accuracy, margin, cross_entropy };
-RlEnvironmentKind rl_environment_from_name(const std::string& name);  // "layer" | "filter"
-RlCostKind rl_cost_from_name(const std::string& name);                // "params" | "macs" | "latency"
-RlRewardKind rl_reward_from_name(const std::string& name);            // "accuracy" | "margin" | "cross-entropy"
+RlCostKind rl_cost_from_name(const std::string& name);  // "params" | "macs" | "latency"
 
 // The unit magnitudes the environments prune by: L1 norm of each filter (filter granularity) or
 // |w| (weight granularity).
-std::vector<float> rl_unit_scores(MaskSpace& space);
+std::vector<float> rl_unit_scores(Context& ctx, MaskSpace& space);
 
+// Defaults and ranges are those of constrained_rl_settings(), the [prune.rl] keys.
 struct ConstrainedRlOptions {
     RlEnvironmentKind environment = RlEnvironmentKind::layer;
-    RlCostKind cost = RlCostKind::params;
+    RlCostKind cost = RlCostKind::params;  // [prune.rl] cost = "budget": prune.budget's (params or MACs)
     RlRewardKind reward = RlRewardKind::accuracy;
-    double budget = 0.5;          // the largest kept fraction of the cost (α)
+    double budget = 0.5;          // the largest kept fraction of the cost (α): prune.keep
+    int64_t eval_images = 500;    // held-out images every episode is scored on (the pipeline loads them)
     int64_t episodes = 32;        // per update
     int64_t updates = 40;
     bool batched = true;          // one population per update (else one forward per episode)
@@ -56,6 +57,9 @@ struct ConstrainedRlOptions {
     int64_t max_images_per_pass = 0;  // PopulationOptions::max_images_per_pass
     PpoOptions ppo;
 };
+
+// [prune.rl]: every key of ConstrainedRlOptions a config sets (not the budget, nor the PPO seed).
+const SettingTable<ConstrainedRlOptions>& constrained_rl_settings();
 
 class PruningEnvironment {
 public:

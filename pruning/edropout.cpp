@@ -2,6 +2,8 @@
 #include "pruning/edropout.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 
 #include "kernels/check.h"
 #include "kernels/nvtx.h"
@@ -12,6 +14,41 @@ namespace sp {
 namespace {
 constexpr uint64_t kPurposeEvolution = 0x6564'726f'7064'6576ull;  // "edropdev"
 }  // namespace
+
+const SettingTable<EDropoutOptions>& edropout_settings() {
+    using O = EDropoutOptions;
+    static const SettingTable<O> table =
+        SettingTable<O>()
+            .integer("members", [](O& o) -> int64_t& { return o.evolution.members; }, 4, 4096, "population size P")
+            .number("mutation_rate", [](O& o) -> double& { return o.evolution.mutation_rate; }, 0.0, 1.0,
+                    "probability of differential evolution's per-unit flag F")
+            .number("crossover", [](O& o) -> double& { return o.evolution.crossover; }, 0.0, 1.0, "crossover probability CR")
+            .choice("rule", [](O& o) -> MutationRule& { return o.evolution.rule; },
+                    std::vector<std::pair<const char*, MutationRule>>{{"reference", MutationRule::reference},
+                                                                      {"textbook", MutationRule::textbook}},
+                    "binary mutation rule: the authors' code (reference) or textbook binary DE")
+            .custom_choice(
+                "energy", {"margin", "cross-entropy", "error", "ising"},
+                [](const O& o) { return std::string(o.ising ? "ising" : energy_name(o.evaluation.energy)); },
+                [](O& o, const std::string& v) {
+                    o.ising = v == "ising";
+                    if (!o.ising) o.evaluation.energy = energy_from_name(v);
+                },
+                "energy of a state: of the batch's logits (margin, cross-entropy, error) or the Ising energy of the state alone")
+            .number("ising_keep_target", [](O& o) -> double& { return o.ising_options.keep_target; }, 0.0, 1.0,
+                    "ising: the kept fraction of units below which the penalty applies")
+            .number("ising_penalty", [](O& o) -> double& { return o.ising_options.penalty; }, 0.0, 1e9, "ising: the penalty's weight")
+            .number("budget_weight", &O::budget_weight, 0.0, 1e9,
+                    "lambda of the budget term lambda * max(kept - prune.keep, 0) in prune.budget units (0: none)")
+            .boolean("member_batch_statistics", [](O& o) -> bool& { return o.evaluation.member_batch_statistics; },
+                     "BN with each member's batch statistics while evaluating (else running statistics)")
+            .integer("min_epochs", &O::min_epochs, -1, 100000, "the search may stop from this epoch (-1: half of train.epochs)")
+            .integer("patience", &O::patience, 1, INT64_MAX, "generations without a change of the best energy before it stops")
+            .integer("min_generations", &O::min_generations, 0, INT64_MAX, "and at least this many generations in all")
+            .integer("eval_images", &O::eval_images, 0, INT64_MAX,
+                     "images of each batch the energies use (0: the whole batch; at most train.batch_size)");
+    return table;
+}
 
 EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Context& ctx)
     : space_(space),
@@ -29,6 +66,7 @@ EDropoutSearch::EDropoutSearch(MaskSpace& space, EDropoutOptions options, Contex
                      return o;
                  }()),
       seed_(ctx.seed()) {
+    edropout_settings().check(options, "edropout");
     SP_REQUIRE(space.granularity() == Granularity::filter,
                "edropout: searches filter/neuron units (granularity = \"filter\"), got " << granularity_name(space.granularity()));
     const int64_t p = options.evolution.members, d = space.size();
@@ -48,6 +86,7 @@ void EDropoutSearch::evaluate(Context& ctx, const Tensor& population, const Tens
 }
 
 void EDropoutSearch::before_step(Context& ctx, const Tensor& batch_images, const Tensor& batch_labels, int64_t epoch) {
+    const auto start = std::chrono::steady_clock::now();
     if (!converged_) {
         NvtxRange range("edropout.generation");
         // The energies' images: the batch, or its first eval_images rows (views, no copy).
@@ -83,6 +122,7 @@ void EDropoutSearch::before_step(Context& ctx, const Tensor& batch_images, const
             converged_ = true;
     }
     space_.attach(ctx, best_);
+    search_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 nlohmann::json EDropoutSearch::epoch_log(Context& ctx) {

@@ -10,6 +10,7 @@
 #include "nn/cpu/svd.h"
 #include "nn/cuda/svd.h"
 #include "nn/layers.h"
+#include "pruning/importance.h"
 
 namespace sp {
 
@@ -89,23 +90,6 @@ struct EvalModeGuard {
     ~EvalModeGuard() { model.set_training(was_training); }
 };
 
-// Per-channel L1 or L2 norms of one layer's filters (conv: (K, C/g, R, S) rows; linear: (OUT, IN) rows).
-std::vector<double> filter_norms(const LayerWiring& w, FeatureCriterion criterion) {
-    const Tensor weight = w.conv ? w.conv->weight() : w.linear->weight();
-    const std::vector<float> host = weight.to_host();
-    const int64_t rows = weight.dim(0), fan = weight.numel() / rows;
-    std::vector<double> norms(static_cast<size_t>(rows), 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-        double acc = 0.0;
-        for (int64_t i = 0; i < fan; ++i) {
-            const double v = host[static_cast<size_t>(r * fan + i)];
-            acc += criterion == FeatureCriterion::l1 ? std::fabs(v) : v * v;
-        }
-        norms[static_cast<size_t>(r)] = criterion == FeatureCriterion::l1 ? acc : std::sqrt(acc);
-    }
-    return norms;
-}
-
 }  // namespace
 
 void nuclear_norms(Context& ctx, const Tensor& maps, bool relu, Tensor& out) {
@@ -174,23 +158,10 @@ std::vector<float> feature_map_scores(Context& ctx, MaskSpace& space, const Tens
                                       const FeatureScoreOptions& o) {
     SP_REQUIRE(space.granularity() == Granularity::filter,
                "feature_map_scores: needs a filter-granularity space, got " << granularity_name(space.granularity()));
-    const auto& wiring = space.model().wiring();
+    // Data-free references: the filter weights' norms (pruning/importance.cpp).
+    if (o.criterion == FeatureCriterion::l1) return l1_importance.scores(ScoreInput{ctx, space});
+    if (o.criterion == FeatureCriterion::l2) return l2_importance.scores(ScoreInput{ctx, space});
     std::vector<double> scores(static_cast<size_t>(space.size()), 0.0);
-
-    if (o.criterion == FeatureCriterion::l1 || o.criterion == FeatureCriterion::l2) {
-        for (const MaskSegment& seg : space.segments()) {
-            for (const LayerWiring& w : wiring) {
-                if (w.out_set != seg.set) continue;
-                const std::vector<double> norms = filter_norms(w, o.criterion);
-                SP_REQUIRE(static_cast<int64_t>(norms.size()) == seg.size,
-                           "feature_map_scores: layer " << w.name << " writes " << norms.size()
-                                                        << " channels into set " << seg.name << " of " << seg.size);
-                for (int64_t c = 0; c < seg.size; ++c)
-                    scores[static_cast<size_t>(seg.offset + c)] += norms[static_cast<size_t>(c)];
-            }
-        }
-        return std::vector<float>(scores.begin(), scores.end());
-    }
 
     // Data-driven criteria: the mean per-map score over the images.
     int64_t n = 0;

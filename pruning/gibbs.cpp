@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 
 #include "kernels/check.h"
@@ -309,16 +310,37 @@ const LayerWiring& wiring_of(Model& model, const MaskSegment& seg) { return mode
 
 }  // namespace
 
+const SettingTable<GibbsOptions>& gibbs_settings() {
+    using O = GibbsOptions;
+    static const SettingTable<O> table =
+        SettingTable<O>()
+            .number("p", &O::p, 0.0, 0.999, "fraction pruned per layer: Q_p is the p-th percentile of the layer's statistic")
+            .number("beta_start", [](O& o) -> double& { return o.schedule.beta_start; }, 1e-9, 1e9,
+                    "beta of the first epoch (the paper: 1, filter-wise 10^-2.5)")
+            .number("beta_end", [](O& o) -> double& { return o.schedule.beta_end; }, 1e-9, 1e9,
+                    "beta from epoch anneal_epochs on (the paper: 10^4, filter-wise 1)")
+            .integer("anneal_epochs", [](O& o) -> int64_t& { return o.schedule.anneal_epochs; }, 1, 100000,
+                     "beta log-spaced from beta_start to beta_end over these epochs, then held")
+            .number("kernel_coupling", &O::kernel_coupling, -1e3, 1e3, "c of the kernel-wise Hamiltonian")
+            .number("filter_coupling", &O::filter_coupling, -1e3, 1e3,
+                    "c of the filter-wise Hamiltonian (in-kernel and between the halves)")
+            .integer("sweeps", &O::sweeps, 1, 100000, "filter-wise: chromatic sweeps per draw")
+            .integer("chains", &O::chains, 1, 1024, "masks drawn per step (beyond the paper); the lowest-energy one trains")
+            .number("chain_beta_ratio", &O::chain_beta_ratio, 1.0, 1e6, "chain k draws at beta / chain_beta_ratio^k")
+            .integer("chain_images", &O::chain_images, 0, INT64_MAX,
+                     "the chains' energies on the batch's first images (0: the whole batch)")
+            .choice("chain_energy", &O::chain_energy, {EnergyKind::margin, EnergyKind::cross_entropy, EnergyKind::error},
+                    energy_name, "the energy the chains are scored with on the batch")
+            .boolean("fused_apply", &O::fused_apply,
+                     "one chain: the draw also writes w * m for the layers (bitwise the same training)");
+    return table;
+}
+
 GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
     : model_(model), options_(options), layers_(pruned_layers(model, options.hamiltonian)),
       space_ptr_(std::make_unique<MaskSpace>(model, weight_space_options(layers_))), space_(*space_ptr_),
       units_{Tensor(Shape{space_.size()}, ctx.device()), Tensor(Shape{space_.size()}, ctx.device())} {
-    SP_REQUIRE(options_.p >= 0 && options_.p < 1, "Gibbs pruning: p = " << options_.p << ", expected [0, 1)");
-    SP_REQUIRE(options_.sweeps >= 1, "Gibbs pruning: sweeps = " << options_.sweeps << ", expected >= 1");
-    SP_REQUIRE(options_.chains >= 1 && options_.chain_beta_ratio >= 1.0 && options_.chain_images >= 0,
-               "Gibbs pruning: chains = " << options_.chains << ", chain_beta_ratio = " << options_.chain_beta_ratio
-                                          << ", chain_images = " << options_.chain_images
-                                          << "; expected chains >= 1, chain_beta_ratio >= 1, chain_images >= 0");
+    gibbs_settings().check(options_, "Gibbs pruning");
     if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
     if (fused()) {
         constexpr int64_t kAlign = 64;  // floats

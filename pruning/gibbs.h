@@ -23,7 +23,9 @@
 #include "nn/context.h"
 #include "nn/tensor.h"
 #include "pruning/mask_space.h"
+#include "pruning/phase_hook.h"
 #include "pruning/population.h"
+#include "pruning/settings.h"
 
 namespace sp {
 
@@ -89,44 +91,48 @@ double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p
 // The deterministic final selection (kernel, filter): unit u kept iff sums[u] >= Q_p(sums).
 std::vector<float> gibbs_magnitude_units(const std::vector<float>& sums, double p);
 
+// Defaults and ranges are those of gibbs_settings(), the [prune.gibbs] keys.
 struct GibbsOptions {
-    GibbsHamiltonian hamiltonian = GibbsHamiltonian::unstructured;
+    GibbsHamiltonian hamiltonian = GibbsHamiltonian::unstructured;  // from prune.granularity
     double p = 0.9;
     double kernel_coupling = 0.01, filter_coupling = 1.0;
     int64_t sweeps = 50;
     GibbsSchedule schedule;
-    uint64_t seed = 1;
+    uint64_t seed = 1;  // the experiment's
     // Beyond the paper: draw `chains` masks per step (chain k at β / chain_beta_ratio^k, its own
     // stream), score them together with the population evaluator on the step's batch (its first
     // chain_images images when > 0) and train with the lowest-energy one. chains = 1: the paper.
     int64_t chains = 1;
     double chain_beta_ratio = 1.0;
     int64_t chain_images = 0;
-    EnergyKind chain_energy = EnergyKind::cross_entropy;
+    EnergyKind chain_energy = EnergyKind::margin;
     // The draw also writes w ⊙ m, which the layers use for the step's forward and backward
     // instead of forming it themselves (one chain only; bitwise the same training).
     bool fused_apply = true;
 };
 
+// [prune.gibbs]: every key of GibbsOptions a config sets (not the Hamiltonian nor the seed).
+const SettingTable<GibbsOptions>& gibbs_settings();
+
 // The training-phase sampler: a weight-granularity mask space over the pruned layers (every
 // conv after the first and, for unstructured, the hidden linear layers; for filter, the convs
 // producing prunable channel sets), a new mask per step keyed by (seed, layer, ctx.step()).
-class GibbsTraining {
+class GibbsTraining : public PhaseHook {
 public:
     GibbsTraining(Model& model, GibbsOptions options, Context& ctx);
 
     // Draws every layer's mask at β(epoch) and attaches them; with several chains, the one of
     // lowest energy on (images, labels).
-    void before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch);
+    void before_step(Context& ctx, const Tensor& images, const Tensor& labels, int64_t epoch) override;
     // After the optimizer step: the fused w ⊙ m is stale, so the layers form it again from the
     // mask for any forward before the next draw (validation, checkpoints).
-    void after_step(Context& ctx);
+    void after_step(Context& ctx) override;
     void detach() { space_.detach(); }
     // β, sparsity per layer, magnetisation, energy, flip rate and kept fraction over the epoch's
     // steps; with several chains also the mean best and mean chain energy on the batches.
-    nlohmann::json epoch_log(Context& ctx);
-    void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const;
-    void restore(Context& ctx, const Checkpoint& ck);
+    nlohmann::json epoch_log(Context& ctx) override;
+    void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const override;
+    void restore(Context& ctx, const Checkpoint& ck) override;
 
     // The space the final mask lives in (weight, kernel or filter granularity, same layers) and
     // the final state (METHODS.md): unstructured one draw at the final β, else the top (1 − p)

@@ -93,10 +93,10 @@ TEST_CASE("config: every bad input names the file and the key") {
     CHECK(error_of("", {"train.lr=fast"}).find("--set 'train.lr=fast'") != std::string::npos);
     CHECK(error_of("", {"train.lr=-1.0"}).find("key 'train.lr'") != std::string::npos);
     CHECK(error_of("[train]\nmilestones = [5, 3]\n").find("increasing") != std::string::npos);
-    CHECK(error_of("[prune]\ncriterion = \"svd\"\n").find("key 'prune.criterion': expected one of nuclear") != std::string::npos);
-    CHECK(error_of("[prune]\nenergy = \"ising\"\nbudget_weight = -1.0\n").find("key 'prune.budget_weight'") != std::string::npos);
+    CHECK(error_of("[prune.scoring]\ncriterion = \"svd\"\n").find("key 'prune.scoring.criterion': expected one of nuclear") != std::string::npos);
+    CHECK(error_of("[prune.edropout]\nenergy = \"ising\"\nbudget_weight = -1.0\n").find("key 'prune.edropout.budget_weight'") != std::string::npos);
     CHECK(error_of("", {"prune.gibbs.no_such_key=1"}).find("unknown key 'prune.gibbs.no_such_key'") != std::string::npos);
-    CHECK(error_of("[prune]\ncriterion = \"l2\"\nenergy = \"ising\"\n").find("no error") != std::string::npos);
+    CHECK(error_of("[prune.scoring]\ncriterion = \"l2\"\n[prune.edropout]\nenergy = \"ising\"\n").find("no error") != std::string::npos);
     CHECK(error_of("", {}).find("no error") != std::string::npos);
     CHECK_THROWS_WITH_AS(load_config(temp_dir() + "/missing.toml"), doctest::Contains("missing.toml"), Error);
 }

@@ -14,6 +14,7 @@
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
 #include "pruning/constrained_rl.h"
+#include "pruning/importance.h"
 #include "pruning/ppo.h"
 #include "tests/harness.h"
 #include "train/config.h"
@@ -258,7 +259,7 @@ TEST_CASE("constrained-rl: actions to masks (layer-wise rates, filter-wise keep 
     LenetSetup net = lenet(Device::cpu, 8);
     Context ctx(Device::cpu);
     MaskSpace space(*net.model, MaskSpaceOptions{});
-    const std::vector<float> scores = baseline_scores("l1-filter", space, 0);
+    const std::vector<float> scores = importance_scores(l1_importance, ScoreInput{ctx, space}, "l1");
     {
         ConstrainedRlOptions o = small_search(RlEnvironmentKind::layer, RlCostKind::params, 0.5);
         PruningEnvironment env(ctx, space, o, net.images, net.labels);
@@ -405,17 +406,17 @@ dual_lr = 0.5
 clip = 0.1
 )";
     const ExperimentConfig c = parse_config(text, "rl.toml");
-    CHECK(c.prune.rl.environment == "filter");
-    CHECK(c.prune.rl.cost == "latency");
+    CHECK(c.prune.rl.environment == RlEnvironmentKind::filter);
+    CHECK(c.prune.rl.cost == RlCostKind::latency);
     CHECK(c.prune.rl.episodes == 12);
     CHECK(c.prune.rl.updates == 5);
-    CHECK(c.prune.rl.dual_lr == 0.5);
-    CHECK(c.prune.rl.clip == 0.1);
-    CHECK(c.prune.rl.gamma == 0.99);  // default
+    CHECK(c.prune.rl.ppo.dual_lr == 0.5);
+    CHECK(c.prune.rl.ppo.clip == 0.1);
+    CHECK(c.prune.rl.ppo.gamma == 0.99);  // default
     const ExperimentConfig back = parse_config(to_toml(c), "resolved.toml");
-    CHECK(back.prune.rl.environment == "filter");
+    CHECK(back.prune.rl.environment == RlEnvironmentKind::filter);
     CHECK(back.prune.rl.episodes == 12);
-    CHECK(back.prune.rl.clip == 0.1);
+    CHECK(back.prune.rl.ppo.clip == 0.1);
     auto error_of = [&](const std::string& extra) {
         try {
             parse_config(text + extra, "rl.toml");

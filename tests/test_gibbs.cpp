@@ -304,10 +304,10 @@ TEST_CASE("gibbs: [prune.gibbs] keys, ranges and the resolved config") {
     const std::string base = "[prune]\nmethod = \"gibbs\"\ngranularity = \"weight\"\n[prune.gibbs]\n";
     ExperimentConfig c = parse_config(base + "p = 0.8\nbeta_start = 0.5\nbeta_end = 100.0\nanneal_epochs = 10\nsweeps = 7\n", "g.toml");
     CHECK(c.prune.gibbs.p == 0.8);
-    CHECK(c.prune.gibbs.beta_end == 100.0);
-    CHECK(c.prune.gibbs.anneal_epochs == 10);
+    CHECK(c.prune.gibbs.schedule.beta_end == 100.0);
+    CHECK(c.prune.gibbs.schedule.anneal_epochs == 10);
     CHECK(c.prune.gibbs.sweeps == 7);
-    CHECK(parse_config(to_toml(c), "resolved").prune.gibbs.beta_start == 0.5);
+    CHECK(parse_config(to_toml(c), "resolved").prune.gibbs.schedule.beta_start == 0.5);
     CHECK_THROWS_WITH_AS(parse_config(base + "p = 1.5\n", "g.toml"), doctest::Contains("g.toml: key 'prune.gibbs.p': expected a value in [0, 0.999], got 1.5"), Error);
     CHECK_THROWS_WITH_AS(parse_config(base + "sweeps = 0\n", "g.toml"), doctest::Contains("prune.gibbs.sweeps"), Error);
     CHECK_THROWS_WITH_AS(parse_config(base + "beta_end = \"big\"\n", "g.toml"), doctest::Contains("expected a number"), Error);
@@ -377,6 +377,7 @@ void check_chains(Device device) {
     GibbsOptions o;
     o.p = 0.7;
     o.schedule = GibbsSchedule{1e3, 1e3, 1};
+    o.chain_energy = EnergyKind::cross_entropy;
     GibbsTraining single(*model, o, ctx);
     o.chains = 4;
     o.chain_beta_ratio = 1e3;  // chains 1..3 at β = 1, 1e-3, 1e-6: far from chain 0's draw

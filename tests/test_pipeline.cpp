@@ -14,6 +14,7 @@
 #include "pruning/baselines.h"
 #include "pruning/mask_space.h"
 #include "train/config.h"
+#include "train/methods.h"
 #include "train/pipeline.h"
 
 using namespace sp;
@@ -80,7 +81,8 @@ TEST_CASE("baselines: every method meets parameter and MAC targets within 1%") {
         MaskSpace space(*c.model, o);
         for (BudgetKind kind : {BudgetKind::params, BudgetKind::macs}) {
             const double keep = c.g == Granularity::filter && c.model == lenet.get() ? 0.6 : 0.5;
-            std::vector<float> state = baseline_state(c.method, space, PruneTarget{kind, keep}, 11);
+            Context ctx(Device::cpu, 1);
+            std::vector<float> state = scored_state(*find_method(c.method), ScoreInput{ctx, space, 11}, PruneTarget{kind, keep});
             ModelAccount a = account(space, state);
             const double achieved = kept_fraction(a, kind);
             CHECK_MESSAGE(std::fabs(achieved / keep - 1.0) <= 0.01, c.method << " on " << c.model->name() << ": " << achieved);
@@ -97,8 +99,9 @@ TEST_CASE("baselines: every method meets parameter and MAC targets within 1%") {
 TEST_CASE("baselines: scores follow their criterion; unreachable targets are refused with the reason") {
     auto model = allocated("lenet", 1, 28);
     MaskSpace space(*model, MaskSpaceOptions{});
+    Context ctx(Device::cpu, 1);
     // l1-filter keeps, in each layer, the filters of largest L1 norm.
-    std::vector<float> scores = baseline_scores("l1-filter", space, 1);
+    std::vector<float> scores = importance_scores(*find_method("l1-filter")->importance, ScoreInput{ctx, space, 1}, "l1-filter");
     std::vector<float> state = select_to_target(space, scores, Selection::per_segment, PruneTarget{BudgetKind::params, 0.6});
     for (const MaskSegment& seg : space.segments()) {
         float min_kept = 1e30f, max_pruned = -1e30f;
@@ -111,9 +114,9 @@ TEST_CASE("baselines: scores follow their criterion; unreachable targets are ref
     }
     CHECK(count_kept(state) < space.size());
     // The classifier's 650 parameters and one channel per layer cannot go: 0.01% is out of reach.
-    CHECK_THROWS_WITH_AS(baseline_state("l1-filter", space, PruneTarget{BudgetKind::params, 0.0001}, 1),
+    CHECK_THROWS_WITH_AS(scored_state(*find_method("l1-filter"), ScoreInput{ctx, space, 1}, PruneTarget{BudgetKind::params, 0.0001}),
                          doctest::Contains("cannot keep as little as"), Error);
-    CHECK_THROWS_WITH_AS(baseline_state("magnitude", space, PruneTarget{BudgetKind::params, 0.5}, 1),
+    CHECK_THROWS_WITH_AS(scored_state(*find_method("magnitude"), ScoreInput{ctx, space, 1}, PruneTarget{BudgetKind::params, 0.5}),
                          doctest::Contains("needs granularity = \"weight\""), Error);
 }
 
@@ -152,7 +155,7 @@ TEST_CASE("pipeline: energy-aware scores prune each layer at its configured rate
     std::ofstream(dir + "/e.toml") << "name = \"e\"\nseed = 3\ndevice = \"cpu\"\n"
                                       "[data]\ntrain_subset = 700\nvalidation = 200\n"
                                       "[train]\nepochs = 1\nbatch_size = 50\neval_batch_size = 1000\n"
-                                      "[prune]\nmethod = \"energy-aware\"\nscore_images = 100\nrates = [0.5, 0.25, 0.75]\n"
+                                      "[prune]\nmethod = \"energy-aware\"\nrates = [0.5, 0.25, 0.75]\n[prune.scoring]\nimages = 100\n"
                                       "[finetune]\nepochs = 0\n";
     TrainOptions options;
     options.out_dir = dir + "/run";

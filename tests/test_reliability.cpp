@@ -497,14 +497,14 @@ TEST_CASE("bad inputs: data files, names, ranges, checkpoints and devices are na
     // Unknown names.
     has(config_error("[model]\nname = \"resnet19\"\n"), "bad.toml: key 'model.name': expected one of lenet");
     has(config_error("[prune]\nmethod = \"prune-it\"\n"), "key 'prune.method': expected one of none, random");
-    has(config_error("[prune]\nenergy = \"entropy\"\n"), "key 'prune.energy': expected one of margin, cross-entropy, error, ising, got 'entropy'");
+    has(config_error("[prune.edropout]\nenergy = \"entropy\"\n"), "key 'prune.edropout.energy': expected one of margin, cross-entropy, error, ising, got 'entropy'");
     has(config_error("[data]\ndataset = \"mnist\"\n"), "key 'data.dataset': expected one of fashion-mnist");
     has(error_of([] { make_model("resnet19", 1, 28, 28, 10); }), "make_model: unknown model 'resnet19'; known: lenet");
 
     // Out-of-range keys: negative rates, budgets above 100%, populations too small for DE.
     has(config_error("[prune]\nrates = [0.5, -0.1]\n"), "key 'prune.rates': expected a value in [0, 0.999], got -0.1");
     has(config_error("[prune]\nkeep = 1.5\n"), "key 'prune.keep': expected a value in [1e-06, 1], got 1.5");
-    has(config_error("[prune]\nmembers = 1\n"), "key 'prune.members': expected a value in [4, 4096], got 1");
+    has(config_error("[prune.edropout]\nmembers = 1\n"), "key 'prune.edropout.members': expected a value in [4, 4096], got 1");
     has(config_error("[train]\nlr = -0.1\n"), "key 'train.lr': expected a value in [0, 1000], got -0.1");
     has(config_error("[data]\nvalidation = -5\n"), "key 'data.validation'");
 

@@ -290,7 +290,7 @@ TEST_CASE("PyTorch and ONNX Runtime evaluate spinprune checkpoints with spinprun
     const std::string shorten = " --set data.train_subset=1200 --set data.validation=200 --set train.epochs=1"
                                 " --set finetune.epochs=1";
     const std::vector<Case> cases = {
-        {"default", "experiments/fashion_mnist_lenet.toml --set prune.min_epochs=1 --set prune.train_baseline=false",
+        {"default", "experiments/fashion_mnist_lenet.toml --set prune.edropout.min_epochs=1 --set prune.train_baseline=false",
          {{"pruned.safetensors", {"torch", "onnxruntime"}}}},
         {"magnitude", "experiments/fashion_mnist_lenet_magnitude.toml", {{"pruned.safetensors", {"torch"}}}}};
     for (const Case& c : cases) {

@@ -1,4 +1,4 @@
-// The spinprune command-line program: train, run, prune, eval, info, devices.
+// The spinprune command-line program: train, run, prune, eval, info, devices, methods, config.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
 #include "train/config.h"
+#include "train/methods.h"
 #include "train/pipeline.h"
 #include "train/trainer.h"
 
@@ -76,12 +77,31 @@ int main(int argc, char** argv) {
 
     CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
 
+    bool markdown = false;
+    CLI::App* methods = app.add_subcommand("methods", "list every pruning method: its kind, paper and config table");
+    methods->add_flag("--markdown", markdown, "as the README's Markdown table");
+
+    bool keys = false;
+    CLI::App* config_cmd = app.add_subcommand("config", "print the resolved config of --config, or every key (--keys)");
+    config_cmd->add_option("--config", config_path, "experiment TOML file")->check(CLI::ExistingFile);
+    config_cmd->add_option("--set", overrides, "override a config key: section.key=value");
+    config_cmd->add_flag("--keys", keys, "every key with its default, range or choices and doc");
+
     for (CLI::App* sub : {train, run, prune, eval, info, devices})
         sub->add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
             ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
     CLI11_PARSE(app, argc, argv);
     try {
+        if (*methods) {
+            std::printf("%s", markdown ? methods_markdown().c_str() : methods_text().c_str());
+            return 0;
+        }
+        if (*config_cmd) {
+            SP_REQUIRE(keys != !config_path.empty(), "spinprune config: give --config FILE or --keys");
+            std::printf("%s", keys ? config_keys_text().c_str() : to_toml(load_config(config_path, overrides)).c_str());
+            return 0;
+        }
         if (*devices) {
             std::string why;
             resolve_device(device.empty() ? "auto" : device, &why);
@@ -90,8 +110,8 @@ int main(int argc, char** argv) {
         }
         SP_REQUIRE(!config_path.empty() || !checkpoint_path.empty(), "give --config, --checkpoint or both");
         ExperimentConfig config = config_path.empty()
-                                      ? parse_config(load_checkpoint(checkpoint_path).meta("config"),
-                                                     checkpoint_path + " (saved config)", overrides)
+                                      ? parse_saved_config(load_checkpoint(checkpoint_path).meta("config"),
+                                                           checkpoint_path + " (saved config)", overrides)
                                       : load_config(config_path, overrides);
         if (seed >= 0) config.seed = seed;
         TrainOptions options;

@@ -1,9 +1,12 @@
 // TOML config loading and validation: the only library file that includes toml++ (through
-// train/toml.h; it is slow to compile and does not build under nvcc).
+// train/toml.h; it is slow to compile and does not build under nvcc). The keys of every section
+// are declared once, in the tables below (and each method's own table, named by the method
+// registry); one generic reader and writer walks them.
 #include "train/config.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -11,131 +14,288 @@
 #include <sstream>
 
 #include "kernels/check.h"
+#include "nn/models/model.h"
+#include "train/methods.h"
 #include "train/toml.h"
 
 namespace sp {
 
 namespace {
 
-// Reads keys of one table, remembering which were seen so unknown ones can be reported.
-class Section {
-public:
-    Section(const toml::table& root, std::string file, std::string name) : file_(std::move(file)), name_(std::move(name)) {
-        if (name_.empty()) {
-            table_ = &root;
-            return;
-        }
-        const toml::node* node = root.at_path(name_).node();  // "prune.gibbs": a nested table
-        if (!node) return;
-        table_ = node->as_table();
-        SP_REQUIRE(table_, file_ << ": [" << name_ << "] must be a table");
-    }
+// ---- the tables of the sections spinprune itself owns (a method's keys are in its own file)
 
-    template <class T>
-    void read(const char* key, T& value) {
-        seen_.insert(key);
-        if (!table_) return;
-        const toml::node* node = table_->get(key);
-        if (!node) return;
-        assign(key, *node, value);
-    }
+const SettingTable<ExperimentConfig>& top_settings() {
+    using C = ExperimentConfig;
+    static const SettingTable<C> table =
+        SettingTable<C>()
+            .string("name", &C::name, "experiment name: names the run directory runs/<name>/<date-time>")
+            .integer("seed", &C::seed, 0, INT64_MAX, "seed of every random stream (weights, data order, masks)")
+            .choice("device", &C::device, {"auto", "cpu", "cuda"}, "where it runs; auto: a usable GPU, else the CPU")
+            .boolean("deterministic", &C::deterministic, "fixed cuDNN algorithms and no atomics in reductions")
+            .choice("math", &C::math, {"tf32", "fp32"},
+                    "CUDA convolutions and GEMMs: tf32 tensor cores (FP32 accumulation) or exact fp32; the CPU is always fp32");
+    return table;
+}
 
-    template <class T>
-    void read(const char* key, T& value, std::initializer_list<const char*> choices) {
-        read(key, value);
-        for (const char* c : choices)
-            if (value == c) return;
-        std::ostringstream list;
-        for (const char* c : choices) list << (list.tellp() ? ", " : "") << c;
-        fail_key(key, "one of " + list.str(), "'" + value + "'");
-    }
+const SettingTable<DataConfig>& data_settings() {
+    using D = DataConfig;
+    static const SettingTable<D> table =
+        SettingTable<D>()
+            .choice("dataset", &D::dataset, {"fashion-mnist", "cifar10", "cifar100"}, "the dataset")
+            .string("dir", &D::dir, "where its files are (\"\": the dataset's default location)")
+            .integer("validation", &D::validation, 0, 1000000, "training images held out for validation")
+            .integer("train_subset", &D::train_subset, 0, INT64_MAX, "> 0: only the first N training images (quick runs)")
+            .boolean("augment", &D::augment, "random crop (pad 4) and horizontal flip")
+            .boolean("normalize", &D::normalize, "per-channel mean/std of the training split");
+    return table;
+}
 
-    template <class T>
-    void require_range(const char* key, T value, T lo, T hi) {
-        if (!(value >= lo && value <= hi)) {  // NaN fails every comparison: refused too
-            std::ostringstream expected, got;
-            expected << "a value in [" << lo << ", " << hi << "]";
-            got << value;
-            fail_key(key, expected.str(), got.str());
-        }
-    }
+const SettingTable<ModelConfig>& model_settings() {
+    using M = ModelConfig;
+    static const SettingTable<M> table =
+        SettingTable<M>()
+            .choice("name", &M::name, model_names(), "the architecture")
+            .choice("shortcut", &M::shortcut, {"A", "B"}, "residual shortcut option of ResNet-20/32/56/110")
+            .widths("widths", &M::widths, 1, 65536,
+                    "channel-set name = width: a wider or narrower variant (spinprune info lists the sets)");
+    return table;
+}
 
-    // Every key of the table must have been read by now.
-    void reject_unknown(const std::set<std::string>& subtables = {}) const {
-        if (!table_) return;
-        for (const auto& [key, node] : *table_) {
-            std::string k(key.str());
-            if (seen_.count(k) || subtables.count(k)) continue;
-            fail(file_ + ": unknown key '" + qualified(k.c_str()) + "'", __FILE__, __LINE__);
-        }
-    }
+// [train] and [finetune] share their keys ([finetune] epochs = 0: no fine-tuning).
+const SettingTable<TrainConfig>& train_settings() {
+    using T = TrainConfig;
+    static const SettingTable<T> table =
+        SettingTable<T>()
+            .integer("epochs", &T::epochs, 0, 100000, "epochs of the phase (at least 1 in [train])")
+            .integer("batch_size", &T::batch_size, 1, 1 << 20, "images per step")
+            .integer("eval_batch_size", &T::eval_batch_size, 1, 1 << 20, "images per evaluation forward")
+            .choice("optimizer", &T::optimizer, {"sgd", "adam", "adadelta"}, "the optimizer")
+            .number("lr", &T::lr, 0.0, 1e3, "learning rate")
+            .number("momentum", &T::momentum, 0.0, 1.0, "sgd: momentum")
+            .boolean("nesterov", &T::nesterov, "sgd: Nesterov momentum (needs momentum > 0)")
+            .number("weight_decay", &T::weight_decay, 0.0, 1.0, "L2 weight decay")
+            .number("rho", &T::rho, 0.0, 1.0, "adadelta: rho")
+            .number("beta1", &T::beta1, 0.0, 0.999999, "adam: beta1")
+            .number("beta2", &T::beta2, 0.0, 0.999999, "adam: beta2")
+            .choice("schedule", &T::schedule, {"constant", "step", "multistep", "cosine"}, "learning-rate schedule")
+            .integer("step_size", &T::step_size, 1, 100000, "step: epochs between decays")
+            .integers("milestones", &T::milestones, "multistep: the epochs of the decays, increasing")
+            .number("gamma", &T::gamma, 0.0, 1.0, "step / multistep: the decay factor")
+            .number("min_lr", &T::min_lr, 0.0, 1e3, "cosine: the floor (at most lr)")
+            .number("warmup_epochs", &T::warmup_epochs, 0.0, 100000.0, "linear warm-up epochs (at most epochs)")
+            .number("label_smoothing", &T::label_smoothing, 0.0, 0.999, "label smoothing of the cross-entropy")
+            .integer("checkpoint_every", &T::checkpoint_every, 1, 100000, "epochs between checkpoints")
+            .choice("on_nonfinite", &T::on_nonfinite, {"stop", "skip"},
+                    "a step with a NaN/Inf loss or gradient: stop with an error naming the step and layer, or skip it");
+    return table;
+}
 
-private:
-    std::string qualified(const char* key) const { return name_.empty() ? key : name_ + "." + key; }
+const SettingTable<PruneConfig>& prune_settings() {
+    using P = PruneConfig;
+    static const SettingTable<P> table =
+        SettingTable<P>()
+            .choice("method", &P::method, prune_method_choices(), "the pruning method (spinprune methods); none: train only")
+            .choice("granularity", &P::granularity, {"filter", "weight", "kernel"}, "the units a mask keeps or prunes")
+            .choice("budget", &P::budget, {"params", "macs"}, "what keep is a fraction of")
+            .number("keep", &P::keep, 1e-6, 1.0, "the fraction of the dense model's parameters or MACs kept")
+            .boolean("gate_after_bn", &P::gate_after_bn, "filter masks gate after BN (true removal), else the conv output")
+            .boolean("prune_residual_groups", &P::prune_residual_groups, "also prune the channels joined by residual additions")
+            .integer("round_to", &P::round_to, 1, 1024,
+                     "filter: kept widths rounded up to a multiple of this (8: tensor cores), adding back the largest-L1 filters")
+            .string("baseline_checkpoint", &P::baseline_checkpoint, "a trained model to prune (\"\": train the baseline)")
+            .boolean("train_baseline", &P::train_baseline,
+                     "methods that train while pruning: also train the unpruned network first, for the comparison")
+            .numbers("rates", &P::rates, 0.0, 0.999, "per prunable set, the fraction to prune (empty: keep and budget)")
+            .string("conv_rates", &P::conv_rates,
+                    "a published per-conv rate list in HRank's notation, \"[0.1]+[0.6]*35+...\", instead of rates");
+    return table;
+}
 
-    [[noreturn]] void fail_key(const char* key, const std::string& expected, const std::string& got) const {
-        fail(file_ + ": key '" + qualified(key) + "': expected " + expected + ", got " + got, __FILE__, __LINE__);
-    }
+const SettingTable<ScoringConfig>& scoring_settings() {
+    using S = ScoringConfig;
+    static const SettingTable<S> table =
+        SettingTable<S>()
+            .integer("images", &S::images, 1, 1000000, "training images the data-driven scores average over")
+            .boolean("post_relu", &S::post_relu, "feature-map scores after ReLU (else the BN output)")
+            .choice("criterion", &S::criterion, criterion_choices(),
+                    "replaces a scoring method's importance (\"\": the method's own)", /*optional=*/true);
+    return table;
+}
 
-    static std::string describe(const toml::node& node) {
-        std::ostringstream out;
-        out << node.type() << " ";
-        node.visit([&](auto&& n) { out << n; });
-        return out.str();
-    }
-
-    void assign(const char* key, const toml::node& node, std::string& value) const {
-        auto v = node.value<std::string>();
-        if (!node.is_string() || !v) fail_key(key, "a string", describe(node));
-        value = *v;
-    }
-    void assign(const char* key, const toml::node& node, bool& value) const {
-        if (!node.is_boolean()) fail_key(key, "true or false", describe(node));
-        value = *node.value<bool>();
-    }
-    void assign(const char* key, const toml::node& node, int64_t& value) const {
-        if (!node.is_integer()) fail_key(key, "an integer", describe(node));
-        value = *node.value<int64_t>();
-    }
-    void assign(const char* key, const toml::node& node, double& value) const {
-        if (!node.is_number()) fail_key(key, "a number", describe(node));
-        value = *node.value<double>();
-    }
-    void assign(const char* key, const toml::node& node, std::vector<double>& value) const {
-        const toml::array* array = node.as_array();
-        if (!array) fail_key(key, "an array of numbers", describe(node));
-        value.clear();
-        for (const toml::node& element : *array) {
-            if (!element.is_number()) fail_key(key, "an array of numbers", describe(node));
-            value.push_back(*element.value<double>());
-        }
-    }
-        void assign(const char* key, const toml::node& node, std::vector<int64_t>& value) const {
-        const toml::array* array = node.as_array();
-        if (!array) fail_key(key, "an array of integers", describe(node));
-        value.clear();
-        for (const toml::node& element : *array) {
-            if (!element.is_integer()) fail_key(key, "an array of integers", describe(node));
-            value.push_back(*element.value<int64_t>());
-        }
-    }
-    void assign(const char* key, const toml::node& node, std::map<std::string, int64_t>& value) const {
-        const toml::table* table = node.as_table();
-        if (!table) fail_key(key, "a table of integers (name = width)", describe(node));
-        value.clear();
-        for (const auto& [name, element] : *table) {
-            const std::string entry = std::string(key) + "." + std::string(name.str());
-            if (!element.is_integer()) fail_key(entry.c_str(), "an integer width", describe(element));
-            const int64_t width = *element.value<int64_t>();
-            if (width < 1 || width > 65536) fail_key(entry.c_str(), "a width in [1, 65536]", std::to_string(width));
-            value[std::string(name.str())] = width;
-        }
-    }
-
-    std::string file_, name_;
-    const toml::table* table_ = nullptr;
-    std::set<std::string> seen_;
+// One section: its dotted name ("" = the top level), its keys and the struct they fill.
+struct SectionRef {
+    std::string name;
+    const SettingList* keys;
+    void* object;
 };
+
+// Every section of `c`, [prune]'s sub-tables included, in reading order.
+std::vector<SectionRef> sections(ExperimentConfig& c) {
+    std::vector<SectionRef> all = {{"", &top_settings(), &c},          {"data", &data_settings(), &c.data},
+                                   {"model", &model_settings(), &c.model}, {"train", &train_settings(), &c.train},
+                                   {"finetune", &train_settings(), &c.finetune}, {"prune", &prune_settings(), &c.prune},
+                                   {"prune.scoring", &scoring_settings(), &c.prune.scoring}};
+    for (const PruneMethod& m : prune_methods())
+        if (m.table) all.push_back({std::string("prune.") + m.table, &m.settings(), m.options(c.prune)});
+    return all;
+}
+
+// ---- the TOML side
+
+std::string describe(const toml::node& node) {
+    std::ostringstream out;
+    out << node.type() << " ";
+    node.visit([&](auto&& n) { out << n; });
+    return out.str();
+}
+
+// The value of `node` as `setting`'s type; a wrong type is an error naming the file and key.
+SettingValue value_of(const Setting& setting, const toml::node& node, const std::string& file, const std::string& key) {
+    auto wrong = [&](const char* expected) { fail_setting(file, key, expected, describe(node)); };
+    switch (setting.type) {
+        case SettingType::boolean:
+            if (!node.is_boolean()) wrong("true or false");
+            return *node.value<bool>();
+        case SettingType::integer:
+            if (!node.is_integer()) wrong("an integer");
+            return *node.value<int64_t>();
+        case SettingType::number:
+            if (!node.is_number()) wrong("a number");
+            return *node.value<double>();
+        case SettingType::string:
+        case SettingType::choice:
+            if (!node.is_string() || !node.value<std::string>()) wrong("a string");
+            return *node.value<std::string>();
+        case SettingType::numbers:
+        case SettingType::integers: {
+            const bool integers = setting.type == SettingType::integers;
+            const char* expected = integers ? "an array of integers" : "an array of numbers";
+            const toml::array* array = node.as_array();
+            if (!array) wrong(expected);
+            std::vector<double> numbers;
+            std::vector<int64_t> ints;
+            for (const toml::node& element : *array) {
+                if (integers ? !element.is_integer() : !element.is_number()) wrong(expected);
+                if (integers) ints.push_back(*element.value<int64_t>());
+                else numbers.push_back(*element.value<double>());
+            }
+            if (integers) return ints;
+            return numbers;
+        }
+        case SettingType::widths: {
+            const toml::table* table = node.as_table();
+            if (!table) wrong("a table of integers (name = width)");
+            std::map<std::string, int64_t> widths;
+            for (const auto& [name, element] : *table) {
+                const std::string entry = key + "." + std::string(name.str());
+                if (!element.is_integer()) fail_setting(file, entry, "an integer width", describe(element));
+                widths[std::string(name.str())] = *element.value<int64_t>();
+            }
+            return widths;
+        }
+    }
+    return false;
+}
+
+// Reads `section`'s keys from root into its struct: each given value is type- and range-checked;
+// a key the table does not declare is an error (`subtables`: the nested sections it holds).
+void read_section(const toml::table& root, const std::string& file, const SectionRef& section,
+                  const std::set<std::string>& subtables) {
+    const toml::table* table = &root;
+    if (!section.name.empty()) {
+        const toml::node* node = root.at_path(section.name).node();  // "prune.gibbs": a nested table
+        if (!node) return;
+        table = node->as_table();
+        SP_REQUIRE(table, file << ": [" << section.name << "] must be a table");
+    }
+    const std::string prefix = section.name.empty() ? "" : section.name + ".";
+    for (const Setting& s : section.keys->settings()) {
+        const toml::node* node = table->get(s.name);
+        if (!node) continue;
+        const SettingValue value = value_of(s, *node, file, prefix + s.name);
+        SettingList::check_value(s, value, file, prefix + s.name);
+        s.set(section.object, value);
+    }
+    for (const auto& [key, node] : *table) {
+        const std::string k(key.str());
+        if (section.keys->find(k) || subtables.count(k)) continue;
+        fail(file + ": unknown key '" + prefix + k + "'", __FILE__, __LINE__);
+    }
+}
+
+toml::table write_section(const SettingList& keys, const void* object) {
+    toml::table table;
+    for (const Setting& s : keys.settings()) {
+        const SettingValue v = s.get(object);
+        if (const auto* b = std::get_if<bool>(&v)) table.insert(s.name, *b);
+        else if (const auto* i = std::get_if<int64_t>(&v)) table.insert(s.name, *i);
+        else if (const auto* d = std::get_if<double>(&v)) table.insert(s.name, *d);
+        else if (const auto* str = std::get_if<std::string>(&v)) table.insert(s.name, *str);
+        else if (const auto* numbers = std::get_if<std::vector<double>>(&v)) {
+            toml::array array;
+            for (double x : *numbers) array.push_back(x);
+            table.insert(s.name, std::move(array));
+        } else if (const auto* ints = std::get_if<std::vector<int64_t>>(&v)) {
+            toml::array array;
+            for (int64_t x : *ints) array.push_back(x);
+            table.insert(s.name, std::move(array));
+        } else if (const auto* widths = std::get_if<std::map<std::string, int64_t>>(&v)) {
+            toml::table sets;
+            for (const auto& [name, width] : *widths) sets.insert(name, width);
+            if (!sets.empty()) table.insert(s.name, std::move(sets));  // no widths: the default architecture
+        }
+    }
+    return table;
+}
+
+// The table at dotted `path` in root, created when `create` (else null when absent).
+toml::table* table_at(toml::table& root, const std::string& path, bool create) {
+    toml::table* table = &root;
+    size_t start = 0;
+    while (start < path.size()) {
+        const size_t dot = path.find('.', start);
+        const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+        if (!table->contains(part)) {
+            if (!create) return nullptr;
+            table->insert(part, toml::table{});
+        }
+        table = table->get(part)->as_table();
+        if (!table) return nullptr;
+        start = dot == std::string::npos ? path.size() : dot + 1;
+    }
+    return table;
+}
+
+// Keys that have moved: in a saved config they are moved to their new place (unless it is set
+// already); anywhere else they are an error naming the new key.
+void apply_renames(toml::table& root, const std::string& file, bool saved) {
+    std::set<std::string> moved;
+    for (const auto& [from, to] : renamed_config_keys()) {
+        const size_t dot = from.rfind('.');
+        toml::table* parent = table_at(root, from.substr(0, dot), false);
+        const std::string key = from.substr(dot + 1);
+        if (!parent || !parent->contains(key)) continue;
+        if (!saved) {
+            std::string names;
+            for (const auto& [f, t] : renamed_config_keys())
+                if (f == from) names += (names.empty() ? "'" : " and '") + t + "'";
+            fail(file + ": key '" + from + "' is now " + names + " (the keys of a method live in its own table)", __FILE__,
+                 __LINE__);
+        }
+        const toml::node& value = *parent->get(key);
+        const size_t to_dot = to.rfind('.');
+        toml::table* target = table_at(root, to.substr(0, to_dot), true);
+        const std::string to_key = to.substr(to_dot + 1);
+        // "prune.energy" = "ising" has no Gibbs counterpart (the chains are scored on the batch).
+        const bool fits = to != "prune.gibbs.chain_energy" || value.value<std::string>() != std::optional<std::string>("ising");
+        if (target && fits && !target->contains(to_key)) target->insert(to_key, value);
+        moved.insert(from);
+    }
+    for (const std::string& from : moved) {
+        const size_t dot = from.rfind('.');
+        table_at(root, from.substr(0, dot), false)->erase(from.substr(dot + 1));
+    }
+}
 
 // toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) when it asks whether a non-ASCII
 // code point such as "§" or "é" is whitespace (is_non_ascii_horizontal_whitespace; upstream
@@ -263,6 +423,7 @@ void apply_override(toml::table& root, const std::string& override_text) {
     target->insert_or_assign(key, *parsed.get("v"));
 }
 
+
 }  // namespace
 
 std::vector<double> parse_rate_list(const std::string& text, const std::string& where) {
@@ -310,79 +471,8 @@ std::vector<double> parse_rate_list(const std::string& text, const std::string& 
     return rates;
 }
 
+
 namespace {
-// [prune.gibbs]: the Gibbs pruning keys (METHODS.md §2).
-void read_gibbs_section(Section& gibbs, GibbsConfig& g) {
-    gibbs.read("p", g.p);
-    gibbs.require_range("p", g.p, 0.0, 0.999);
-    gibbs.read("beta_start", g.beta_start);
-    gibbs.require_range("beta_start", g.beta_start, 1e-9, 1e9);
-    gibbs.read("beta_end", g.beta_end);
-    gibbs.require_range("beta_end", g.beta_end, 1e-9, 1e9);
-    gibbs.read("anneal_epochs", g.anneal_epochs);
-    gibbs.require_range<int64_t>("anneal_epochs", g.anneal_epochs, 1, 100000);
-    gibbs.read("kernel_coupling", g.kernel_coupling);
-    gibbs.require_range("kernel_coupling", g.kernel_coupling, -1e3, 1e3);
-    gibbs.read("filter_coupling", g.filter_coupling);
-    gibbs.require_range("filter_coupling", g.filter_coupling, -1e3, 1e3);
-    gibbs.read("sweeps", g.sweeps);
-    gibbs.require_range<int64_t>("sweeps", g.sweeps, 1, 100000);
-    gibbs.read("chains", g.chains);
-    gibbs.require_range<int64_t>("chains", g.chains, 1, 1024);
-    gibbs.read("chain_beta_ratio", g.chain_beta_ratio);
-    gibbs.require_range("chain_beta_ratio", g.chain_beta_ratio, 1.0, 1e6);
-    gibbs.read("chain_images", g.chain_images);
-    gibbs.require_range<int64_t>("chain_images", g.chain_images, 0, INT64_MAX);
-    gibbs.read("fused_apply", g.fused_apply);
-}
-
-// [prune.rl]: the constrained RL pruning keys (METHODS.md §4).
-void read_rl_section(Section& rl, ConstrainedRlConfig& r) {
-    rl.read("environment", r.environment, {"layer", "filter"});
-    rl.read("cost", r.cost, {"budget", "latency"});
-    rl.read("reward", r.reward, {"accuracy", "margin", "cross-entropy"});
-    rl.read("eval_images", r.eval_images);
-    rl.require_range<int64_t>("eval_images", r.eval_images, 1, 1000000);
-    rl.read("episodes", r.episodes);
-    rl.require_range<int64_t>("episodes", r.episodes, 1, 65536);
-    rl.read("updates", r.updates);
-    rl.require_range<int64_t>("updates", r.updates, 1, 1000000);
-    rl.read("batched", r.batched);
-    rl.read("max_images_per_pass", r.max_images_per_pass);
-    rl.require_range<int64_t>("max_images_per_pass", r.max_images_per_pass, 0, INT64_MAX);
-    rl.read("max_prune", r.max_prune);
-    rl.require_range("max_prune", r.max_prune, 0.0, 0.999);
-    rl.read("latency_batch", r.latency_batch);
-    rl.require_range<int64_t>("latency_batch", r.latency_batch, 1, 1 << 16);
-    rl.read("hidden", r.hidden);
-    rl.require_range<int64_t>("hidden", r.hidden, 1, 4096);
-    rl.read("lr", r.lr);
-    rl.require_range("lr", r.lr, 0.0, 10.0);
-    rl.read("epochs", r.epochs);
-    rl.require_range<int64_t>("epochs", r.epochs, 1, 1000);
-    rl.read("minibatch", r.minibatch);
-    rl.require_range<int64_t>("minibatch", r.minibatch, 1, 1 << 20);
-    rl.read("clip", r.clip);
-    rl.require_range("clip", r.clip, 1e-6, 1.0);
-    rl.read("grad_clip", r.grad_clip);
-    rl.require_range("grad_clip", r.grad_clip, 0.0, 1e6);
-    rl.read("gamma", r.gamma);
-    rl.require_range("gamma", r.gamma, 0.0, 1.0);
-    rl.read("lambda_reward", r.lambda_reward);
-    rl.require_range("lambda_reward", r.lambda_reward, 0.0, 1.0);
-    rl.read("lambda_cost", r.lambda_cost);
-    rl.require_range("lambda_cost", r.lambda_cost, 0.0, 1.0);
-    rl.read("dual_lr", r.dual_lr);
-    rl.require_range("dual_lr", r.dual_lr, 0.0, 1e3);
-    rl.read("dual_init", r.dual_init);
-    rl.require_range("dual_init", r.dual_init, -100.0, 100.0);
-    rl.read("init_log_std", r.init_log_std);
-    rl.require_range("init_log_std", r.init_log_std, -10.0, 2.0);
-    rl.read("entropy_coef", r.entropy_coef);
-    rl.require_range("entropy_coef", r.entropy_coef, 0.0, 10.0);
-}
-
-ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides);
 
 toml::table parse_toml(const std::string& text, const std::string& source) {
     refuse_misplaced_non_ascii(text, source);
@@ -394,242 +484,122 @@ toml::table parse_toml(const std::string& text, const std::string& source) {
         fail(out.str(), __FILE__, __LINE__);
     }
 }
-}  // namespace
 
-ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+// "<file>: key '<key>': expected a value in [lo, hi], got v" for the limits that depend on
+// another key.
+template <class T>
+void require_within(const std::string& file, const std::string& key, T value, T lo, T hi) {
+    if (value >= lo && value <= hi) return;
+    std::ostringstream range, got;
+    range << "a value in [" << lo << ", " << hi << "]";
+    got << value;
+    fail_setting(file, key, range.str(), got.str());
+}
+
+// The checks that involve more than one key.
+void check_train(const TrainConfig& t, const std::string& file, const std::string& section, int64_t min_epochs) {
+    require_within<int64_t>(file, section + ".epochs", t.epochs, min_epochs, 100000);
+    for (size_t i = 0; i < t.milestones.size(); ++i)
+        SP_REQUIRE(t.milestones[i] > 0 && (i == 0 || t.milestones[i] > t.milestones[i - 1]),
+                   file << ": key '" << section << ".milestones': expected increasing positive epochs");
+    require_within(file, section + ".min_lr", t.min_lr, 0.0, t.lr);
+    require_within(file, section + ".warmup_epochs", t.warmup_epochs, 0.0, static_cast<double>(t.epochs));
+    SP_REQUIRE(!t.nesterov || t.momentum > 0.0,
+               file << ": key '" << section << ".nesterov': Nesterov needs " << section << ".momentum > 0");
+}
+
+void check_prune(const ExperimentConfig& c, const std::string& file) {
+    const PruneConfig& p = c.prune;
+    SP_REQUIRE(p.round_to == 1 || p.granularity == "filter",
+               file << ": key 'prune.round_to': rounds channel widths, so it needs prune.granularity = \"filter\", got \""
+                    << p.granularity << "\"");
+    if (!p.conv_rates.empty()) {
+        parse_rate_list(p.conv_rates, file + ": key 'prune.conv_rates'");  // the notation, now
+        SP_REQUIRE(p.rates.empty(), file << ": keys 'prune.rates' and 'prune.conv_rates': give one of them");
+    }
+    require_within<int64_t>(file, "prune.edropout.eval_images", p.edropout.eval_images, 0, c.train.batch_size);
+}
+
+ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides,
+                                   bool saved) {
+    for (const std::string& o : overrides) apply_override(root, o);
+    apply_renames(root, path, saved);
+
+    ExperimentConfig c;
+    c.source = path;
+    const std::vector<SectionRef> all = sections(c);
+    for (const SectionRef& section : all) {
+        std::set<std::string> subtables;  // the sections nested in this one
+        for (const SectionRef& other : all) {
+            const std::string prefix = section.name.empty() ? "" : section.name + ".";
+            if (other.name.size() > prefix.size() && other.name.compare(0, prefix.size(), prefix) == 0 &&
+                other.name.find('.', prefix.size()) == std::string::npos)
+                subtables.insert(other.name.substr(prefix.size()));
+        }
+        read_section(root, path, section, subtables);
+    }
+    check_train(c.train, path, "train", 1);
+    check_train(c.finetune, path, "finetune", 0);
+    check_prune(c, path);
+    return c;
+}
+
+std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     SP_REQUIRE(in.good(), "cannot read config file " << path);
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     SP_REQUIRE(!in.bad(), "cannot read config file " << path);
-    toml::table root = parse_toml(text, path);
-    return config_from_table(root, path, overrides);
+    return text;
+}
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& renamed_config_keys() {
+    static const std::vector<std::pair<std::string, std::string>> renamed = [] {
+        std::vector<std::pair<std::string, std::string>> r;
+        for (const char* key : {"members", "mutation_rate", "crossover", "rule", "energy", "ising_keep_target", "ising_penalty",
+                                "budget_weight", "member_batch_statistics", "min_epochs", "patience", "min_generations",
+                                "eval_images"})
+            r.emplace_back(std::string("prune.") + key, std::string("prune.edropout.") + key);
+        r.emplace_back("prune.energy", "prune.gibbs.chain_energy");  // it scored Gibbs' chains too
+        r.emplace_back("prune.score_images", "prune.scoring.images");
+        r.emplace_back("prune.post_relu", "prune.scoring.post_relu");
+        r.emplace_back("prune.criterion", "prune.scoring.criterion");
+        return r;
+    }();
+    return renamed;
+}
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+    return parse_config(read_file(path), path, overrides);
 }
 
 ExperimentConfig parse_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
     toml::table root = parse_toml(text, source);
-    return config_from_table(root, source, overrides);
+    return config_from_table(root, source, overrides, /*saved=*/false);
 }
 
-namespace {
-// [train] and [finetune] share their keys.
-void read_train_section(Section& train, TrainConfig& t, int64_t min_epochs, const std::string& path, const char* section) {
-    train.read("epochs", t.epochs);
-    train.require_range<int64_t>("epochs", t.epochs, min_epochs, 100000);
-    train.read("batch_size", t.batch_size);
-    train.require_range<int64_t>("batch_size", t.batch_size, 1, 1 << 20);
-    train.read("eval_batch_size", t.eval_batch_size);
-    train.require_range<int64_t>("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
-    train.read("optimizer", t.optimizer, {"sgd", "adam", "adadelta"});
-    train.read("lr", t.lr);
-    train.require_range("lr", t.lr, 0.0, 1e3);
-    train.read("momentum", t.momentum);
-    train.require_range("momentum", t.momentum, 0.0, 1.0);
-    train.read("nesterov", t.nesterov);
-    train.read("weight_decay", t.weight_decay);
-    train.require_range("weight_decay", t.weight_decay, 0.0, 1.0);
-    train.read("rho", t.rho);
-    train.require_range("rho", t.rho, 0.0, 1.0);
-    train.read("beta1", t.beta1);
-    train.require_range("beta1", t.beta1, 0.0, 0.999999);
-    train.read("beta2", t.beta2);
-    train.require_range("beta2", t.beta2, 0.0, 0.999999);
-    train.read("schedule", t.schedule, {"constant", "step", "multistep", "cosine"});
-    train.read("step_size", t.step_size);
-    train.require_range<int64_t>("step_size", t.step_size, 1, 100000);
-    train.read("milestones", t.milestones);
-    for (size_t i = 0; i < t.milestones.size(); ++i)
-        SP_REQUIRE(t.milestones[i] > 0 && (i == 0 || t.milestones[i] > t.milestones[i - 1]),
-                   path << ": key 'train.milestones': expected increasing positive epochs");
-    train.read("gamma", t.gamma);
-    train.require_range("gamma", t.gamma, 0.0, 1.0);
-    train.read("min_lr", t.min_lr);
-    train.require_range("min_lr", t.min_lr, 0.0, t.lr);
-    train.read("warmup_epochs", t.warmup_epochs);
-    train.require_range("warmup_epochs", t.warmup_epochs, 0.0, static_cast<double>(t.epochs));
-    train.read("label_smoothing", t.label_smoothing);
-    train.require_range("label_smoothing", t.label_smoothing, 0.0, 0.999);
-    train.read("checkpoint_every", t.checkpoint_every);
-    train.require_range<int64_t>("checkpoint_every", t.checkpoint_every, 1, 100000);
-    train.read("on_nonfinite", t.on_nonfinite, {"stop", "skip"});
-    train.reject_unknown();
-    SP_REQUIRE(!t.nesterov || t.momentum > 0.0,
-               path << ": key '" << section << ".nesterov': Nesterov needs " << section << ".momentum > 0");
+ExperimentConfig load_saved_config(const std::string& path) { return parse_saved_config(read_file(path), path); }
+
+ExperimentConfig parse_saved_config(const std::string& text, const std::string& source,
+                                    const std::vector<std::string>& overrides) {
+    toml::table root = parse_toml(text, source);
+    return config_from_table(root, source, overrides, /*saved=*/true);
 }
 
-ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides) {
-    for (const std::string& o : overrides) apply_override(root, o);
-
-    ExperimentConfig c;
-    c.source = path;
-
-    Section top(root, path, "");
-    top.read("name", c.name);
-    top.read("seed", c.seed);
-    top.require_range<int64_t>("seed", c.seed, 0, INT64_MAX);
-    top.read("device", c.device, {"auto", "cpu", "cuda"});
-    top.read("deterministic", c.deterministic);
-    top.read("math", c.math, {"tf32", "fp32"});
-    top.reject_unknown({"data", "model", "train", "prune", "finetune"});
-
-    Section data(root, path, "data");
-    data.read("dataset", c.data.dataset, {"fashion-mnist", "cifar10", "cifar100"});
-    data.read("dir", c.data.dir);
-    data.read("validation", c.data.validation);
-    data.require_range<int64_t>("validation", c.data.validation, 0, 1000000);
-    data.read("train_subset", c.data.train_subset);
-    data.require_range<int64_t>("train_subset", c.data.train_subset, 0, INT64_MAX);
-    data.read("augment", c.data.augment);
-    data.read("normalize", c.data.normalize);
-    data.reject_unknown();
-
-    Section model(root, path, "model");
-    model.read("name", c.model.name,
-               {"lenet", "resnet20", "resnet32", "resnet56", "resnet110", "resnet18", "resnet34", "vgg11", "vgg16", "alexnet",
-                "squeezenet"});
-    model.read("shortcut", c.model.shortcut, {"A", "B"});
-    model.read("widths", c.model.widths);
-    model.reject_unknown();
-
-    Section train(root, path, "train");
-    read_train_section(train, c.train, 1, path, "train");
-    Section finetune(root, path, "finetune");
-    read_train_section(finetune, c.finetune, 0, path, "finetune");
-
-    Section prune(root, path, "prune");
-    PruneConfig& p = c.prune;
-    prune.read("method", p.method,
-               {"none", "random", "magnitude", "magnitude-global", "l1-filter", "bn-scale", "energy-aware", "hrank", "edropout",
-                "gibbs", "constrained-rl"});
-    prune.read("granularity", p.granularity, {"filter", "weight", "kernel"});
-    prune.read("budget", p.budget, {"params", "macs"});
-    prune.read("keep", p.keep);
-    prune.require_range("keep", p.keep, 1e-6, 1.0);
-    prune.read("gate_after_bn", p.gate_after_bn);
-    prune.read("prune_residual_groups", p.prune_residual_groups);
-    prune.read("round_to", p.round_to);
-    prune.require_range<int64_t>("round_to", p.round_to, 1, 1024);
-    SP_REQUIRE(p.round_to == 1 || p.granularity == "filter",
-               path << ": key 'prune.round_to': rounds channel widths, so it needs prune.granularity = \"filter\", got \""
-                    << p.granularity << "\"");
-    prune.read("baseline_checkpoint", p.baseline_checkpoint);
-    prune.read("members", p.members);
-    prune.require_range<int64_t>("members", p.members, 4, 4096);
-    prune.read("mutation_rate", p.mutation_rate);
-    prune.require_range("mutation_rate", p.mutation_rate, 0.0, 1.0);
-    prune.read("crossover", p.crossover);
-    prune.require_range("crossover", p.crossover, 0.0, 1.0);
-    prune.read("rule", p.rule, {"reference", "textbook"});
-    prune.read("energy", p.energy, {"margin", "cross-entropy", "error", "ising"});
-    prune.read("ising_keep_target", p.ising_keep_target);
-    prune.require_range("ising_keep_target", p.ising_keep_target, 0.0, 1.0);
-    prune.read("ising_penalty", p.ising_penalty);
-    prune.require_range("ising_penalty", p.ising_penalty, 0.0, 1e9);
-    prune.read("budget_weight", p.budget_weight);
-    prune.require_range("budget_weight", p.budget_weight, 0.0, 1e9);
-    prune.read("member_batch_statistics", p.member_batch_statistics);
-    prune.read("min_epochs", p.min_epochs);
-    prune.require_range<int64_t>("min_epochs", p.min_epochs, -1, 100000);
-    prune.read("patience", p.patience);
-    prune.require_range<int64_t>("patience", p.patience, 1, INT64_MAX);
-    prune.read("min_generations", p.min_generations);
-    prune.require_range<int64_t>("min_generations", p.min_generations, 0, INT64_MAX);
-    prune.read("eval_images", p.eval_images);
-    prune.require_range<int64_t>("eval_images", p.eval_images, 0, c.train.batch_size);
-    prune.read("train_baseline", p.train_baseline);
-    prune.read("score_images", p.score_images);
-    prune.require_range<int64_t>("score_images", p.score_images, 1, 1000000);
-    prune.read("post_relu", p.post_relu);
-    prune.read("criterion", p.criterion);
-    if (!p.criterion.empty()) prune.read("criterion", p.criterion, {"nuclear", "rank", "l1", "l2"});
-    prune.read("rates", p.rates);
-    for (double r : p.rates) prune.require_range("rates", r, 0.0, 0.999);
-    prune.read("conv_rates", p.conv_rates);
-    if (!p.conv_rates.empty()) {
-        parse_rate_list(p.conv_rates, path + ": key 'prune.conv_rates'");  // the notation, now
-        SP_REQUIRE(p.rates.empty(), path << ": keys 'prune.rates' and 'prune.conv_rates': give one of them");
+std::string to_toml(const ExperimentConfig& config) {
+    ExperimentConfig c = config;  // sections() hands out pointers into it
+    toml::table root;
+    for (const SectionRef& section : sections(c)) {
+        toml::table table = write_section(*section.keys, section.object);
+        if (section.name.empty()) {
+            for (auto& [key, node] : table) root.insert(key, std::move(node));
+            continue;
+        }
+        const size_t dot = section.name.rfind('.');
+        toml::table* parent = dot == std::string::npos ? &root : table_at(root, section.name.substr(0, dot), true);
+        parent->insert(dot == std::string::npos ? section.name : section.name.substr(dot + 1), std::move(table));
     }
-    prune.reject_unknown({"gibbs", "rl"});
-
-    Section gibbs(root, path, "prune.gibbs");
-    read_gibbs_section(gibbs, p.gibbs);
-    gibbs.reject_unknown();
-    Section rl(root, path, "prune.rl");
-    read_rl_section(rl, p.rl);
-    rl.reject_unknown();
-    return c;
-}
-}  // namespace
-
-namespace {
-toml::table gibbs_table(const GibbsConfig& g) {
-    return toml::table{{"p", g.p}, {"beta_start", g.beta_start}, {"beta_end", g.beta_end},
-                       {"anneal_epochs", g.anneal_epochs}, {"kernel_coupling", g.kernel_coupling},
-                       {"filter_coupling", g.filter_coupling}, {"sweeps", g.sweeps}, {"chains", g.chains},
-                       {"chain_beta_ratio", g.chain_beta_ratio}, {"chain_images", g.chain_images}, {"fused_apply", g.fused_apply}};
-}
-
-toml::table rl_table(const ConstrainedRlConfig& r) {
-    return toml::table{{"environment", r.environment}, {"cost", r.cost}, {"reward", r.reward},
-                       {"eval_images", r.eval_images}, {"episodes", r.episodes}, {"updates", r.updates},
-                       {"batched", r.batched}, {"max_images_per_pass", r.max_images_per_pass},
-                       {"max_prune", r.max_prune}, {"latency_batch", r.latency_batch},
-                       {"hidden", r.hidden}, {"lr", r.lr}, {"epochs", r.epochs}, {"minibatch", r.minibatch},
-                       {"clip", r.clip}, {"grad_clip", r.grad_clip}, {"gamma", r.gamma},
-                       {"lambda_reward", r.lambda_reward}, {"lambda_cost", r.lambda_cost}, {"dual_lr", r.dual_lr},
-                       {"dual_init", r.dual_init}, {"init_log_std", r.init_log_std},
-                       {"entropy_coef", r.entropy_coef}};
-}
-}  // namespace
-
-std::string to_toml(const ExperimentConfig& c) {
-    auto train_table = [](const TrainConfig& t) {
-        toml::array milestones;
-        for (int64_t m : t.milestones) milestones.push_back(m);
-        return toml::table{{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
-                           {"optimizer", t.optimizer}, {"lr", t.lr}, {"momentum", t.momentum},
-                           {"nesterov", t.nesterov}, {"weight_decay", t.weight_decay}, {"rho", t.rho},
-                           {"beta1", t.beta1}, {"beta2", t.beta2}, {"schedule", t.schedule},
-                           {"step_size", t.step_size}, {"milestones", milestones}, {"gamma", t.gamma},
-                           {"min_lr", t.min_lr}, {"warmup_epochs", t.warmup_epochs},
-                           {"label_smoothing", t.label_smoothing}, {"checkpoint_every", t.checkpoint_every},
-                           {"on_nonfinite", t.on_nonfinite}};
-    };
-    auto model_table = [](const ModelConfig& m) {
-        toml::table widths;
-        for (const auto& [name, width] : m.widths) widths.insert(name, width);
-        toml::table table{{"name", m.name}, {"shortcut", m.shortcut}};
-        if (!widths.empty()) table.insert("widths", std::move(widths));
-        return table;
-    };
-    const PruneConfig& p = c.prune;
-    toml::array rates;
-    for (double r : p.rates) rates.push_back(r);
-    toml::table root{
-        {"name", c.name},
-        {"seed", c.seed},
-        {"device", c.device},
-        {"deterministic", c.deterministic},
-        {"math", c.math},
-        {"data", toml::table{{"dataset", c.data.dataset}, {"dir", c.data.dir}, {"validation", c.data.validation},
-                             {"train_subset", c.data.train_subset}, {"augment", c.data.augment},
-                             {"normalize", c.data.normalize}}},
-        {"model", model_table(c.model)},
-        {"train", train_table(c.train)},
-        {"prune", toml::table{{"method", p.method}, {"granularity", p.granularity}, {"budget", p.budget},
-                              {"keep", p.keep}, {"gate_after_bn", p.gate_after_bn},
-                              {"prune_residual_groups", p.prune_residual_groups}, {"round_to", p.round_to},
-                              {"baseline_checkpoint", p.baseline_checkpoint}, {"members", p.members},
-                              {"mutation_rate", p.mutation_rate}, {"crossover", p.crossover}, {"rule", p.rule},
-                              {"energy", p.energy}, {"ising_keep_target", p.ising_keep_target},
-                              {"ising_penalty", p.ising_penalty}, {"budget_weight", p.budget_weight},
-                              {"member_batch_statistics", p.member_batch_statistics},
-                              {"min_epochs", p.min_epochs}, {"patience", p.patience},
-                              {"min_generations", p.min_generations}, {"eval_images", p.eval_images},
-                              {"train_baseline", p.train_baseline}, {"score_images", p.score_images},
-                              {"post_relu", p.post_relu}, {"criterion", p.criterion}, {"rates", rates}, {"conv_rates", p.conv_rates},
-                              {"gibbs", gibbs_table(p.gibbs)}, {"rl", rl_table(p.rl)}}},
-        {"finetune", train_table(c.finetune)},
-    };
     // Basic strings only: toml++ 3.3 writes a string holding ''' and a newline as a multi-line
     // literal string it cannot read back (found by fuzz/config_fuzz.cpp's round trip).
     constexpr auto flags = toml::toml_formatter::default_flags &
@@ -638,6 +608,22 @@ std::string to_toml(const ExperimentConfig& c) {
     std::replace(source.begin(), source.end(), '\n', ' ');  // it goes into a comment line
     std::ostringstream out;
     out << "# resolved config of " << source << "\n" << toml::toml_formatter(root, flags) << "\n";
+    return out.str();
+}
+
+std::string config_keys_text() {
+    ExperimentConfig defaults;
+    std::ostringstream out;
+    for (const SectionRef& section : sections(defaults)) {
+        out << (section.name.empty() ? "# top level" : "[" + section.name + "]") << "\n";
+        for (const Setting& s : section.keys->settings()) {
+            std::string line = s.name + " = " + setting_value_text(s.get(section.object));
+            if (line.size() < 40) line.resize(40, ' ');
+            const std::string domain = s.domain();
+            out << line << " # " << (domain.empty() ? "" : domain + ": ") << s.doc << "\n";
+        }
+        out << "\n";
+    }
     return out.str();
 }
 

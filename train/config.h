@@ -1,12 +1,18 @@
 // Experiment configuration: one TOML file per experiment (experiments/*.toml). Every key is
-// validated: an unknown key, a wrong type or a value out of range is an error that names the
-// file, the key, what was expected and what was found. Missing keys take the defaults below.
+// declared once, in its section's table (train/config.cpp, pruning/settings.h; `spinprune config
+// --keys` lists them) and validated: an unknown key, a wrong type or a value out of range is an
+// error that names the file, the key, what was expected and what was found. Missing keys take
+// the defaults of the structs below.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "pruning/constrained_rl.h"
+#include "pruning/edropout.h"
+#include "pruning/gibbs.h"
 
 namespace sp {
 
@@ -51,91 +57,32 @@ struct TrainConfig {
     std::string on_nonfinite = "stop";
 };
 
-// [prune.gibbs]: Gibbs pruning (METHODS.md §2). The Hamiltonian follows prune.granularity:
-// weight = unstructured, kernel = kernel-wise, filter = filter-wise (chromatic sweeps).
-struct GibbsConfig {
-    double p = 0.9;                // fraction pruned per layer: Q_p is the p-th percentile
-    double beta_start = 1.0;       // β of the first epoch (the paper: 1, filter-wise 10^-2.5)
-    double beta_end = 1e4;         // β from epoch anneal_epochs on (the paper: 10^4, filter-wise 1)
-    int64_t anneal_epochs = 128;   // log-spaced β over these epochs, then held
-    double kernel_coupling = 0.01; // c of the kernel-wise Hamiltonian
-    double filter_coupling = 1.0;  // c of the filter-wise Hamiltonian (in-kernel and between halves)
-    int64_t sweeps = 50;           // filter-wise: chromatic sweeps per draw
-    // Beyond the paper: `chains` masks per step (chain k at β / chain_beta_ratio^k), scored with
-    // prune.energy on the step's batch (its first chain_images images when > 0); the lowest is used.
-    int64_t chains = 1;
-    double chain_beta_ratio = 1.0;
-    int64_t chain_images = 0;
-    // The unstructured draw also writes w ⊙ m for the layers (one chain; same training bit for
-    // bit); false: the layers multiply the weights by the mask in every forward.
-    bool fused_apply = true;
+// [prune.scoring]: what the scoring methods that read data use (train/methods.h).
+struct ScoringConfig {
+    int64_t images = 640;
+    bool post_relu = true;
+    std::string criterion;  // "" = the method's own importance
 };
 
-// [prune.rl]: budget-constrained RL pruning with PPO-Lagrangian (METHODS.md §4).
-// The budget fraction is prune.keep; `cost` = "budget" makes it the quantity prune.budget names.
-struct ConstrainedRlConfig {
-    std::string environment = "layer";  // layer (action: fraction to prune) | filter (per-filter keep values)
-    std::string cost = "budget";        // budget (prune.budget: params | macs) | latency (measured, filter granularity)
-    std::string reward = "accuracy";    // accuracy | margin | cross-entropy (−energy) on the validation images
-    int64_t eval_images = 500;          // validation images every episode is scored on
-    int64_t episodes = 32;              // parallel episodes per update (one population)
-    int64_t updates = 40;               // PPO updates (rollouts)
-    bool batched = true;                // evaluate an update's episodes as one population (else one by one)
-    int64_t max_images_per_pass = 0;    // largest batch of one population forward (0 = no limit)
-    double max_prune = 0.9;             // layer: largest fraction of a layer an action prunes
-    int64_t latency_batch = 1;          // cost = latency: images per timed forward
-    int64_t hidden = 32;                // width of the 2-hidden-layer actor and critics
-    double lr = 3e-4;                   // Adam, actor and critics
-    int64_t epochs = 10;                // PPO epochs per update
-    int64_t minibatch = 64;             // samples (steps) per minibatch
-    double clip = 0.2;                  // PPO ratio clip ε
-    double grad_clip = 0.5;             // global gradient-norm clip per network
-    double gamma = 0.99;
-    double lambda_reward = 0.95;        // GAE λ of the reward advantage
-    double lambda_cost = 1.0;           // GAE λ of the cost advantage
-    double dual_lr = 1.0;               // Adam on λ, ν = softplus(λ)
-    double dual_init = 0.0;             // initial λ
-    double init_log_std = -0.5;         // initial log σ of the Gaussian policy
-    double entropy_coef = 0.0;          // entropy bonus in the policy loss
-};
-
-// The prune stage of `spinprune run` (method "none": train and evaluate only).
+// The prune stage of `spinprune run` (method "none": train and evaluate only). The keys every
+// method shares are here; each method's own keys are its Options struct, read from its table
+// [prune.<table>] (train/methods.h). What each key means: the tables (`spinprune config --keys`).
 struct PruneConfig {
-    // none | random | magnitude | magnitude-global | l1-filter | bn-scale | energy-aware | hrank | edropout
-    // | gibbs | constrained-rl
     std::string method = "none";
-    std::string granularity = "filter";  // filter | weight | kernel
-    std::string budget = "params";     // params | macs: what `keep` is a fraction of
-    double keep = 0.5;                 // fraction of the dense model's parameters / MACs kept
-    bool gate_after_bn = true;         // filter masks: gate after BN (true removal) or before it
+    std::string granularity = "filter";
+    std::string budget = "params";
+    double keep = 0.5;
+    bool gate_after_bn = true;
     bool prune_residual_groups = false;
-    int64_t round_to = 1;              // filter: kept widths rounded up to a multiple of this (8: tensor cores)
-    std::string baseline_checkpoint;   // "" = train the baseline as [train] says
-    // edropout: the search runs during [train]; `keep` and `budget` are its budget term's target.
-    int64_t members = 8;               // population size P
-    double mutation_rate = 0.1;        // probability of DE's per-unit flag F
-    double crossover = 0.9;            // CR
-    std::string rule = "reference";    // reference | textbook (binary DE mutation rule)
-    std::string energy = "margin";     // margin | cross-entropy | error | ising (of the state alone)
-    double ising_keep_target = 0.5;    // ising: the fraction of units below which the penalty applies
-    double ising_penalty = 100.0;      // ising: the penalty's weight
-    double budget_weight = 0.0;        // λ of the budget term λ·max(kept − keep, 0) in `budget` units (0 = none)
-    bool member_batch_statistics = false;  // BN per member's batch statistics while evaluating
-    int64_t min_epochs = -1;           // the search may stop from this epoch (-1 = half of train.epochs)
-    int64_t patience = 50;             // generations without a change of the best energy
-    int64_t min_generations = 1000;
-    int64_t eval_images = 0;           // images of each batch the energies use (0 = the whole batch)
-    bool train_baseline = false;       // also train an unpruned baseline first, for the comparison
-    // energy-aware / hrank: feature-map importance of every filter (METHODS.md §3).
-    int64_t score_images = 640;        // training images the scores average over
-    bool post_relu = true;             // score the map after ReLU (else the BN output)
-    std::string criterion;             // nuclear | rank | l1 | l2: overrides the method's (nuclear / rank)
-    std::vector<double> rates;         // per prunable set, the fraction of filters to prune; empty: `keep` and `budget`
-    // A published per-conv list in HRank's notation, "[0.1]+[0.6]*35+…" (one rate per conv, in
-    // order; pruning/rate_lists.h): mapped onto the prunable sets instead of `rates`.
+    int64_t round_to = 1;
+    std::string baseline_checkpoint;
+    bool train_baseline = false;
+    std::vector<double> rates;
     std::string conv_rates;
-    GibbsConfig gibbs;
-    ConstrainedRlConfig rl;
+    ScoringConfig scoring;       // [prune.scoring]
+    EDropoutOptions edropout;    // [prune.edropout]
+    GibbsOptions gibbs;          // [prune.gibbs]
+    ConstrainedRlOptions rl;     // [prune.rl]
 };
 
 struct ExperimentConfig {
@@ -165,9 +112,21 @@ struct ExperimentConfig {
 // values) applied on top, as from the command line's --set.
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// The same from TOML text (`source` names it in errors), e.g. the config saved in a checkpoint.
+// The same from TOML text (`source` names it in errors).
 ExperimentConfig parse_config(const std::string& text, const std::string& source,
                               const std::vector<std::string>& overrides = {});
+
+// A config spinprune wrote itself (a run's config.toml, the config in a checkpoint): keys that
+// have moved since (renamed_config_keys()) are read at their new place. Anywhere else an old key
+// is an error that names the new one.
+ExperimentConfig load_saved_config(const std::string& path);
+ExperimentConfig parse_saved_config(const std::string& text, const std::string& source,
+                                    const std::vector<std::string>& overrides = {});
+// Old key → its new name ("prune.members" → "prune.edropout.members").
+const std::vector<std::pair<std::string, std::string>>& renamed_config_keys();
+
+// `spinprune config --keys`: every key with its type, default, range or choices and doc, by section.
+std::string config_keys_text();
 
 // The resolved config (every key, defaults included) as TOML text.
 std::string to_toml(const ExperimentConfig& config);

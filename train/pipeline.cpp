@@ -9,12 +9,12 @@
 #include "nn/checkpoint.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
-#include "pruning/edropout.h"
-#include "pruning/feature_scores.h"
+#include "pruning/importance.h"
 #include "pruning/latency.h"
 #include "pruning/mask_space.h"
 #include "pruning/rate_lists.h"
 #include "pruning/surgery.h"
+#include "train/methods.h"
 #include "train/pipeline_stages.h"
 
 namespace sp {
@@ -49,29 +49,25 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
         return mask.state;
     }
     const PruneConfig& p = run.config.prune;
-    const PruneTarget target{budget_from_name(p.budget), p.keep};
-    if (is_baseline(p.method)) return baseline_state(p.method, space, target, static_cast<uint64_t>(run.config.seed));
-    if (p.method == "constrained-rl") return constrained_rl_state(run, space);
-    // energy-aware / hrank: feature-map importance on the first training images, then the
-    // lowest-scoring filters of every layer go, at fixed per-layer rates or to the budget.
-    SP_REQUIRE(p.method == "energy-aware" || p.method == "hrank", "prune: unknown method '" << p.method << "'");
-    FeatureScoreOptions fo;
-    fo.criterion = !p.criterion.empty()   ? feature_criterion_from_name(p.criterion)
-                   : p.method == "hrank" ? FeatureCriterion::rank
-                                         : FeatureCriterion::nuclear_norm;
-    fo.images = std::min(p.score_images, run.data.split.train.size());
-    fo.post_relu = p.post_relu;
-    LoaderOptions lo;
-    lo.batch_size = fo.images;
-    lo.shuffle = false;
-    lo.normalization = run.data.norm;
-    lo.device = run.device;
-    BatchLoader loader(run.data.split.train, lo);
-    Batch batch = loader.next();
-    const std::vector<float> scores = feature_map_scores(*run.ctx, space, batch.images, fo);
-    const std::vector<double> rates = segment_rates(run.config, space);
-    if (rates.empty()) return select_to_target(space, scores, Selection::per_segment, target);
-    return select_by_rates(space, scores, rates);
+    const PruneMethod& method = *find_method(p.method);
+    if (method.kind == MethodKind::searches) return method.search(run, space);
+    ScoreInput in{*run.ctx, space, static_cast<uint64_t>(run.config.seed)};
+    in.post_relu = p.scoring.post_relu;
+    Batch batch;  // the first training images, for the importances that score from data
+    if (method.importance && method.importance->needs_data) {
+        LoaderOptions lo;
+        lo.batch_size = std::min(p.scoring.images, run.data.split.train.size());
+        lo.shuffle = false;
+        lo.normalization = run.data.norm;
+        lo.device = run.device;
+        BatchLoader loader(run.data.split.train, lo);
+        batch = loader.next();
+        in.images = &batch.images;
+        in.labels = &batch.labels;
+    }
+    PruneMethod scoring = method;  // [prune] criterion replaces its importance
+    if (!p.scoring.criterion.empty()) scoring.importance = &criterion_importance(p.scoring.criterion);
+    return scored_state(scoring, in, PruneTarget{budget_from_name(p.budget), p.keep}, segment_rates(run.config, space));
 }
 
 std::vector<double> segment_rates(const ExperimentConfig& config, MaskSpace& space) {
@@ -118,9 +114,7 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
     const TrainConfig& eval_cfg = config.train;
     if (config.prune.round_to > 1) {
         // Widths up to the multiple, adding back the pruned filters of largest L1 norm.
-        FeatureScoreOptions l1;
-        l1.criterion = FeatureCriterion::l1;
-        space.round_kept_widths(state, config.prune.round_to, feature_map_scores(*run.ctx, space, Tensor(), l1));
+        space.round_kept_widths(state, config.prune.round_to, importance_scores(l1_importance, ScoreInput{*run.ctx, space}, "round_to"));
     }
     if (!std::filesystem::exists(run.dir->file("mask.safetensors"))) save_mask(run, space, state);
     Tensor units = Tensor::from_host(state, Shape{space.size()}, run.device);
@@ -181,64 +175,26 @@ json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, Mas
     return summary;
 }
 
+json prune_and_finetune(Run& run, Model& model, json summary, MaskSpace& space, std::vector<float> state,
+                        double search_s) {
+    summary = prune_and_evaluate(run, model, summary, /*finetune=*/true, space, std::move(state), search_s);
+    if (summary["completed"].get<bool>()) summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
+    return summary;
+}
+
 }  // namespace stages
 
 namespace {
 
 using namespace stages;
 
-// Baselines: the state from the trained model's weights, timed as the search.
-json prune_with_baseline(Run& run, Model& model, json summary, bool finetune) {
+// A scoring or searching method: the state from the trained model, timed as the search.
+json prune_with_method(Run& run, Model& model, json summary, bool finetune) {
     auto search_start = Clock::now();
     MaskSpace space(model, mask_options(run.config.prune));
     const std::vector<float> state = pruned_state(run, space);
     const double search_s = std::chrono::duration<double>(Clock::now() - search_start).count();
     return prune_and_evaluate(run, model, summary, finetune, space, state, search_s);
-}
-
-// EDropout's search as a hook of the training phase.
-class EDropoutHook : public PhaseHook {
-public:
-    explicit EDropoutHook(EDropoutSearch& search) : search_(search) {}
-    void before_step(Context& ctx, Model&, const Tensor& images, const Tensor& labels, int64_t epoch) override {
-        auto start = Clock::now();
-        search_.before_step(ctx, images, labels, epoch);
-        seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
-    }
-    json end_epoch(Context& ctx) override { return search_.epoch_log(ctx); }
-    void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const override {
-        search_.save(tensors, meta);
-    }
-    void restore(Context& ctx, const Checkpoint& ck) override { search_.restore(ctx, ck); }
-    double seconds() const { return seconds_; }
-
-private:
-    EDropoutSearch& search_;
-    double seconds_ = 0;
-};
-
-EDropoutOptions edropout_options(const ExperimentConfig& c) {
-    const PruneConfig& p = c.prune;
-    EDropoutOptions o;
-    o.evolution.members = p.members;
-    o.evolution.mutation_rate = p.mutation_rate;
-    o.evolution.crossover = p.crossover;
-    o.evolution.rule = p.rule == "textbook" ? MutationRule::textbook : MutationRule::reference;
-    if (p.energy == "ising") {
-        o.ising = true;
-        o.ising_options.keep_target = p.ising_keep_target;
-        o.ising_options.penalty = p.ising_penalty;
-    } else {
-        o.evaluation.energy = energy_from_name(p.energy);
-    }
-    o.budget_weight = p.budget_weight;
-    o.budget = PruneTarget{budget_from_name(p.budget), p.keep};
-    o.evaluation.member_batch_statistics = p.member_batch_statistics;
-    o.min_epochs = p.min_epochs >= 0 ? p.min_epochs : c.train.epochs / 2;
-    o.patience = p.patience;
-    o.min_generations = p.min_generations;
-    o.eval_images = p.eval_images;
-    return o;
 }
 
 json base_summary(Run& run, Model& model) {
@@ -278,36 +234,10 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
         MaskSpace probe(model, mask_options(config.prune));  // fail before training, not after
         check_rates(probe, segment_rates(config, probe));
     }
-    if (config.prune.method == "gibbs") {
-        summary = run_gibbs(run, model, summary);
+    const PruneMethod* method = find_method(config.prune.method);  // null: "none"
+    if (method && method->kind == MethodKind::trains) {
+        summary = method->train_and_prune(run, model, summary);
         if (!summary["completed"].get<bool>()) return summary;
-    } else if (config.prune.method == "edropout") {
-        // Trains and prunes at once; the baseline is the same network with every unit kept
-        // (the paper's (F) evaluation), the pruned one has the best state applied ((P)).
-        SP_REQUIRE(config.prune.baseline_checkpoint.empty(),
-                   config.source << ": edropout trains from scratch: remove prune.baseline_checkpoint");
-        if (config.prune.train_baseline && !train_reference_baseline(run, summary)) return summary;
-        MaskSpace space(model, mask_options(config.prune));
-        EDropoutSearch search(space, edropout_options(config), *run.ctx);
-        EDropoutHook hook(search);
-        if (!fit(run, model, config.train, "train", &hook)) {
-            summary["completed"] = false;
-            return summary;
-        }
-        space.detach();
-        json full = evaluation(run, model, config.train);
-        full.update(cost_json(model.parameter_count(), model.macs_per_image()));
-        summary["full"] = full;  // the paper's (F)
-        if (!config.prune.train_baseline) {
-            summary["baseline"] = full;
-            summary["baseline_kind"] = "(F): the EDropout-trained network with every unit kept";
-        }
-        summary["search"] = {{"generations", search.generations()}, {"converged", search.converged()},
-                             {"seconds_per_generation", search.generations() ? hook.seconds() / search.generations() : 0.0}};
-        summary["time_s"]["pretrain"] = run.phase_seconds["train"];
-        summary = prune_and_evaluate(run, model, summary, /*finetune=*/true, space, search.best_state_host(), hook.seconds());
-        if (!summary["completed"].get<bool>()) return summary;
-        summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
     } else {
         if (!config.prune.baseline_checkpoint.empty()) {
             load_model_weights(model, config.prune.baseline_checkpoint);
@@ -320,8 +250,8 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
         baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
         summary["baseline"] = baseline;
         save_model(run.dir->file("baseline.safetensors"), model, config, run.data.norm);
-        if (config.prune.method != "none") {
-            summary = prune_with_baseline(run, model, summary, /*finetune=*/true);
+        if (method) {
+            summary = prune_with_method(run, model, summary, /*finetune=*/true);
             if (!summary["completed"].get<bool>()) return summary;
             summary["time_s"]["finetune"] = run.phase_seconds["finetune"];
         }
@@ -336,7 +266,10 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
 }
 
 json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpoint, const TrainOptions& options) {
-    SP_REQUIRE(config.prune.method != "none", config.source << ": key 'prune.method': `spinprune prune` needs a method");
+    const PruneMethod* method = find_method(config.prune.method);
+    SP_REQUIRE(method, config.source << ": key 'prune.method': `spinprune prune` needs a method");
+    SP_REQUIRE(method->kind != MethodKind::trains,
+               "`spinprune prune` prunes a trained model; " << method->name << " trains and prunes at once (use `spinprune run`)");
     Run run(config, options);
     Model& model = *run.model;
     load_model_weights(model, checkpoint);
@@ -344,10 +277,7 @@ json prune_checkpoint(const ExperimentConfig& config, const std::string& checkpo
     json baseline = evaluation(run, model, config.train);
     baseline.update(cost_json(model.parameter_count(), model.macs_per_image()));
     summary["baseline"] = baseline;
-    SP_REQUIRE(config.prune.method != "edropout" && config.prune.method != "gibbs",
-               "`spinprune prune` prunes a trained model; " << config.prune.method
-                                                            << " trains and prunes at once (use `spinprune run`)");
-    summary = prune_with_baseline(run, model, summary, /*finetune=*/false);
+    summary = prune_with_method(run, model, summary, /*finetune=*/false);
     summary["time_s"]["total"] = run.seconds();
     run.dir->write_json("summary.json", summary);
     if (!options.quiet) {

@@ -8,45 +8,23 @@
 #include "kernels/check.h"
 #include "pruning/baselines.h"
 #include "pruning/constrained_rl.h"
+#include "train/methods.h"
 #include "train/pipeline_stages.h"
 
-namespace sp::stages {
+namespace sp {
 
 namespace {
 
+using namespace stages;
+
+// The [prune.rl] options with what they take from [prune] and the seed.
 ConstrainedRlOptions constrained_rl_options(const ExperimentConfig& config) {
-    const PruneConfig& p = config.prune;
-    const ConstrainedRlConfig& r = p.rl;
-    ConstrainedRlOptions o;
-    o.environment = rl_environment_from_name(r.environment);
-    o.cost = r.cost == "latency" ? RlCostKind::latency : rl_cost_from_name(p.budget);
-    o.reward = rl_reward_from_name(r.reward);
-    o.budget = p.keep;
-    o.episodes = r.episodes;
-    o.updates = r.updates;
-    o.batched = r.batched;
-    o.max_images_per_pass = r.max_images_per_pass;
-    o.max_prune = r.max_prune;
-    o.latency_batch = r.latency_batch;
-    PpoOptions& ppo = o.ppo;
-    ppo.hidden = r.hidden;
-    ppo.lr = r.lr;
-    ppo.epochs = r.epochs;
-    ppo.minibatch = r.minibatch;
-    ppo.clip = r.clip;
-    ppo.grad_clip = r.grad_clip;
-    ppo.gamma = r.gamma;
-    ppo.lambda_reward = r.lambda_reward;
-    ppo.lambda_cost = r.lambda_cost;
-    ppo.dual_lr = r.dual_lr;
-    ppo.dual_init = r.dual_init;
-    ppo.init_log_std = r.init_log_std;
-    ppo.entropy_coef = r.entropy_coef;
-    ppo.seed = static_cast<uint64_t>(config.seed);
+    ConstrainedRlOptions o = config.prune.rl;
+    if (o.cost != RlCostKind::latency) o.cost = rl_cost_from_name(config.prune.budget);  // cost = "budget"
+    o.budget = config.prune.keep;
+    o.ppo.seed = static_cast<uint64_t>(config.seed);
     return o;
 }
-
-}  // namespace
 
 std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
     const ExperimentConfig& config = run.config;
@@ -56,7 +34,7 @@ std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
     const ConstrainedRlOptions options = constrained_rl_options(config);
 
     LoaderOptions lo;
-    lo.batch_size = std::min(config.prune.rl.eval_images, held_out.size());
+    lo.batch_size = std::min(options.eval_images, held_out.size());
     lo.shuffle = false;
     lo.normalization = run.data.norm;
     lo.device = run.device;
@@ -96,7 +74,7 @@ std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
     if (!result.feasible && options.cost != RlCostKind::latency) {
         // No episode met the budget: fall back to the L1/magnitude selection at the target, so
         // the pipeline's result still respects it (reported in the log's last record).
-        const std::vector<float> scores = rl_unit_scores(space);
+        const std::vector<float> scores = rl_unit_scores(*run.ctx, space);
         const PruneTarget target{options.cost == RlCostKind::params ? BudgetKind::params : BudgetKind::macs, options.budget};
         log << json{{"fallback", "no feasible episode: per-layer magnitude selection to the budget"}}.dump() << "\n";
         if (!quiet) std::printf("constrained-rl: no feasible episode; falling back to per-layer magnitude selection\n");
@@ -111,4 +89,13 @@ std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
     return result.state;
 }
 
-}  // namespace sp::stages
+}  // namespace
+
+extern const PruneMethod constrained_rl_method{
+    "constrained-rl", MethodKind::searches, "Neural network pruning through constrained reinforcement learning, arXiv:2110.08558",
+    "PPO-Lagrangian search of per-layer (or per-filter) pruning ratios under a params, MACs or latency budget",
+    nullptr, Selection::per_segment, constrained_rl_state, nullptr,
+    "rl", []() -> const SettingList& { return constrained_rl_settings(); },
+    [](PruneConfig& p) -> void* { return &p.rl; }};
+
+}  // namespace sp

@@ -1,5 +1,6 @@
-// The stages of `spinprune run` that every pruning method shares (train/pipeline.cpp), and the
-// entry points of the methods that live in their own files.
+// The stages of `spinprune run` that every pruning method shares (train/pipeline.cpp); the
+// methods' own stages (train/pipeline_<method>.cpp) are built from them and registered in
+// train/method_list.inc.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,7 +32,7 @@ bool train_reference_baseline(Run& run, json& summary);
 std::vector<double> segment_rates(const ExperimentConfig& config, MaskSpace& space);
 
 // The pruned state of the prune stage: mask.safetensors when the run saved one, else the
-// configured method's selection on the trained model.
+// configured method's (a scoring or searching one) on the trained model.
 std::vector<float> pruned_state(Run& run, MaskSpace& space);
 void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state);
 
@@ -41,13 +42,8 @@ void save_mask(Run& run, const MaskSpace& space, const std::vector<float>& state
 // summary["completed"] is false when fine-tuning stopped early.
 json prune_and_evaluate(Run& run, Model& model, json summary, bool finetune, MaskSpace& space,
                         std::vector<float> state, double search_s);
-
-// Gibbs pruning (train/pipeline_gibbs.cpp): trains `model` with a mask drawn every step, then
-// selects, fine-tunes and evaluates the final mask; returns the summary.
-json run_gibbs(Run& run, Model& model, json summary);
-
-// Constrained RL (train/pipeline_constrained_rl.cpp): the PPO-Lagrangian search on the
-// trained `model`, returning the final policy's state within the budget.
-std::vector<float> constrained_rl_state(Run& run, MaskSpace& space);
+// prune_and_evaluate with fine-tuning, then the fine-tuning time in summary["time_s"].
+json prune_and_finetune(Run& run, Model& model, json summary, MaskSpace& space, std::vector<float> state,
+                        double search_s);
 
 }  // namespace sp::stages

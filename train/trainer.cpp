@@ -377,8 +377,9 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
     if (started) {
         // A resumed run must continue the same experiment. The saved config is read back and
         // resolved again, so keys added to spinprune since the run started take their defaults
-        // instead of making every older run differ (the comment line names the source).
-        const ExperimentConfig saved = load_config(dir->file("config.toml"));
+        // and keys moved since are read at their new place, instead of making every older run
+        // differ (the comment line names the source).
+        const ExperimentConfig saved = load_saved_config(dir->file("config.toml"));
         auto body = [](const std::string& text) { return text.substr(text.find('\n') + 1); };
         SP_REQUIRE(body(to_toml(saved)) == body(to_toml(config)),
                    "--resume: the config differs from the one " << dir->path() << " started with (its config.toml)");
@@ -481,7 +482,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
             Batch batch = loader.next();
             ctx.set_step(static_cast<uint64_t>(optimizer->steps()));
-            if (hook) hook->before_step(ctx, model, batch.images, batch.labels, epoch);
+            if (hook) hook->before_step(ctx, batch.images, batch.labels, epoch);
             if (skip_nonfinite && store.state_count() > 0) {
                 if (!states_before_step.defined()) states_before_step = Tensor(Shape{store.state_floats()}, device);
                 states_before_step.copy_from(store.states());
@@ -517,7 +518,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                 if (states_before_step.defined()) store.states().copy_from(states_before_step);
                 if (!options.quiet) std::printf("%s%s: skipped\n", tty ? "\n" : "", what.str().c_str());
             }
-            if (hook) hook->after_step(ctx, model);
+            if (hook) hook->after_step(ctx);
             progress.cursor = loader.cursor();
             if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
             if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {
@@ -560,7 +561,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             {"seconds", epoch_seconds},
         };
         if (skip_nonfinite) record["skipped_steps"] = progress.epoch_skipped;
-        if (hook) record.update(hook->end_epoch(ctx));
+        if (hook) record.update(hook->epoch_log(ctx));
         run.dir->append_metrics(record);
         run.phase_seconds[phase] += epoch_seconds;
         if (!options.quiet)

@@ -14,6 +14,7 @@
 #include "nn/context.h"
 #include "nn/models/model.h"
 #include "nn/checkpoint.h"
+#include "pruning/phase_hook.h"
 #include "train/config.h"
 #include "train/run_dir.h"
 
@@ -77,24 +78,11 @@ struct Run {
 std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
                                    const std::map<std::string, int64_t>& widths = {});
 
-// What a pruning method does inside a training phase (EDropout's search before every step).
-class PhaseHook {
-public:
-    virtual ~PhaseHook() = default;
-    virtual void before_step(Context& ctx, Model& model, const Tensor& images, const Tensor& labels, int64_t epoch) = 0;
-    // After the step's optimizer update (or its skip): the weights may have changed.
-    virtual void after_step(Context& ctx, Model& model) {}
-    // Extra fields of the epoch's metrics record.
-    virtual nlohmann::json end_epoch(Context& ctx) { return nlohmann::json::object(); }
-    // Its state in the phase checkpoint, so a resumed phase continues the same search.
-    virtual void save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const {}
-    virtual void restore(Context& ctx, const Checkpoint& ck) {}
-};
-
 // One training phase ("train", "finetune") of `model` with the settings `train`: per-epoch
 // metrics, a checkpoint per phase (<phase>.checkpoint.safetensors; "train" writes
 // checkpoint.safetensors) that a later call resumes from. Returns false when it stopped early
-// (signal or step limit) after writing its checkpoint.
+// (signal or step limit) after writing its checkpoint. `hook` (pruning/phase_hook.h): a method that
+// prunes while it trains.
 bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& phase, PhaseHook* hook = nullptr);
 
 // Weights and BN statistics with the config and the model description (its widths, the input
