@@ -23,6 +23,11 @@ void randomise_bn(Model& m, uint64_t seed) {
     }
 }
 
+std::string spinprune_program() {
+    const char* env = std::getenv("SPINPRUNE_BIN");
+    return env && *env ? env : "bin/spinprune";
+}
+
 int run_command(const std::string& command, std::string* output) {
     FILE* pipe = popen((command + " 2>&1").c_str(), "r");
     REQUIRE_MESSAGE(pipe != nullptr, "could not start: " << command);

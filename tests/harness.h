@@ -56,6 +56,9 @@ Checkpoint saved_state(const Hook& hook) {
 // `output` is given, its stdout and stderr together.
 int run_command(const std::string& command, std::string* output = nullptr);
 
+// The program under test: $SPINPRUNE_BIN (set by `make test`), else bin/spinprune.
+std::string spinprune_program();
+
 // float32 unit roundoff.
 constexpr double kUnitRoundoff = 0x1p-24;
 

@@ -120,12 +120,6 @@ bool all_finite(const std::vector<float>& v) {
     return true;
 }
 
-// The program under test: $SPINPRUNE_BIN (set by `make test`), else bin/spinprune.
-std::string program() {
-    const char* env = std::getenv("SPINPRUNE_BIN");
-    return env && *env ? env : "bin/spinprune";
-}
-
 // Starts the program with `args`, its stdout and stderr into `log`.
 pid_t start_program(const std::vector<std::string>& args, const std::string& log) {
     const pid_t pid = ::fork();
@@ -448,14 +442,14 @@ TEST_CASE("resources: an unusable output directory and a too-small disk are repo
 
 TEST_CASE("resources: SIGTERM and SIGINT stop `spinprune train` cleanly with a readable final checkpoint" *
           doctest::skip(!fashion_mnist_available())) {
-    REQUIRE_MESSAGE(fs::exists(program()), "the program under test " << program() << " is not built");
+    REQUIRE_MESSAGE(fs::exists(test::spinprune_program()), "the program under test " << test::spinprune_program() << " is not built");
     const std::string dir = scratch("signals");
     const std::string config = write_file(dir + "/s.toml",
                                           "name = \"s\"\nseed = 2\ndevice = \"cpu\"\n[data]\ntrain_subset = 2200\nvalidation = 200\n"
                                           "[train]\nepochs = 50\nbatch_size = 50\neval_batch_size = 1000\n");
     for (int signal : {SIGTERM, SIGINT}) {
         const std::string out = dir + "/run" + std::to_string(signal), log = out + ".log";
-        const pid_t pid = start_program({program(), "train", "--config", config, "--out", out}, log);
+        const pid_t pid = start_program({test::spinprune_program(), "train", "--config", config, "--out", out}, log);
         // Until training is under way (the data is loaded: the run directory has its environment).
         for (int i = 0; i < 400 && !fs::exists(out + "/environment.json"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -527,10 +521,10 @@ TEST_CASE("bad inputs: data files, names, ranges, checkpoints and devices are na
     // --device cuda without a usable GPU, from the library and from the command line.
     if (!cuda_available()) {
         has(error_of([] { resolve_device("cuda"); }), "--device cuda: no usable CUDA GPU found");
-        if (fs::exists(program())) {
+        if (fs::exists(test::spinprune_program())) {
             const std::string config = write_file(dir + "/c.toml", "name = \"c\"\n");
             const std::string log = dir + "/cuda.log";
-            CHECK(wait_exit(start_program({program(), "train", "--config", config, "--device", "cuda", "--out", dir + "/c"}, log)) == 1);
+            CHECK(wait_exit(start_program({test::spinprune_program(), "train", "--config", config, "--device", "cuda", "--out", dir + "/c"}, log)) == 1);
             has(read_file(log), "spinprune: error: --device cuda: no usable CUDA GPU found");
         }
     }

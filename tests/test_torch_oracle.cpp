@@ -262,12 +262,6 @@ TEST_CASE("PyTorch oracle: every architecture's forward (eval and train) and gra
 
 namespace {
 
-// The program under test: $SPINPRUNE_BIN (set by `make test`), else bin/spinprune.
-std::string spinprune_bin() {
-    const char* env = std::getenv("SPINPRUNE_BIN");
-    return env ? env : "bin/spinprune";
-}
-
 // The "top-1 XX.XX%" a command printed (empty when it printed none).
 std::string top1_of(const std::string& output) {
     std::smatch m;
@@ -278,7 +272,7 @@ std::string top1_of(const std::string& output) {
 
 TEST_CASE("PyTorch and ONNX Runtime evaluate spinprune checkpoints with spinprune's top-1") {
     require_torch({"torch", "numpy", "onnx", "onnxruntime"});
-    REQUIRE(fs::exists(spinprune_bin()));
+    REQUIRE(fs::exists(test::spinprune_program()));
     const fs::path dir = fresh_dir("top1");
     // The default `make run` (EDropout on LeNet, compacted), shortened; and magnitude pruning,
     // whose unstructured masks travel in the checkpoint. Each file: spinprune eval's top-1, then
@@ -296,12 +290,12 @@ TEST_CASE("PyTorch and ONNX Runtime evaluate spinprune checkpoints with spinprun
     for (const Case& c : cases) {
         const fs::path out = dir / c.name;
         CAPTURE(c.name);
-        REQUIRE(run(spinprune_bin() + " run --device cpu --config " + c.config + shorten + " --out " + out.string(),
+        REQUIRE(run(test::spinprune_program() + " run --device cpu --config " + c.config + shorten + " --out " + out.string(),
                     dir / (c.name + ".log")) == 0);
         for (const auto& [file, runtimes] : c.files) {
             const std::string checkpoint = (out / file).string();
             CAPTURE(checkpoint);
-            REQUIRE(run(spinprune_bin() + " eval --device cpu --checkpoint " + checkpoint, dir / "eval.log") == 0);
+            REQUIRE(run(test::spinprune_program() + " eval --device cpu --checkpoint " + checkpoint, dir / "eval.log") == 0);
             const std::string ours = top1_of(read_text(dir / "eval.log"));
             REQUIRE(!ours.empty());
             for (const std::string& runtime : runtimes) {

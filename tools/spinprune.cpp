@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
 
     std::string config_path, out_dir, checkpoint_path;
     std::vector<std::string> overrides;
-    bool resume = false;
+    bool resume = false, quiet = false;
     int64_t seed = -1;
 
     CLI::App* train = app.add_subcommand("train", "train and evaluate one experiment");
@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
     config_cmd->add_option("--set", overrides, "override a config key: section.key=value");
     config_cmd->add_flag("--keys", keys, "every key with its default, range or choices and doc");
 
+    for (CLI::App* sub : {train, run, prune})
+        sub->add_flag("--quiet", quiet, "print only errors (everything else is in the run directory)");
     for (CLI::App* sub : {train, run, prune, eval, info, devices})
         sub->add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
             ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
         options.out_dir = out_dir;
         options.resume = resume;
         options.device = device;
+        options.quiet = quiet;
         if (*train || *run || *prune) {
             install_stop_handlers();
             nlohmann::json summary = *train ? train_experiment(config, options)

@@ -193,7 +193,7 @@ json prune_with_method(Run& run, Model& model, json summary, bool finetune) {
     auto search_start = Clock::now();
     MaskSpace space(model, mask_options(run.config.prune));
     const std::vector<float> state = pruned_state(run, space);
-    const double search_s = std::chrono::duration<double>(Clock::now() - search_start).count();
+    const double search_s = seconds_since(search_start);
     return prune_and_evaluate(run, model, summary, finetune, space, state, search_s);
 }
 

@@ -10,6 +10,7 @@
 #include "pruning/constrained_rl.h"
 #include "train/methods.h"
 #include "train/pipeline_stages.h"
+#include "train/progress_line.h"
 
 namespace sp {
 
@@ -52,12 +53,18 @@ std::vector<float> constrained_rl_state(Run& run, MaskSpace& space) {
                     static_cast<long long>(env.steps()), 100.0 * options.budget,
                     options.cost == RlCostKind::latency ? "latency" : config.prune.budget.c_str(),
                     static_cast<long long>(lo.batch_size));
+    const Clock::time_point search_start = Clock::now();
     const RlSearchResult result = constrained_rl_search(env, [&](const nlohmann::json& rec) {
         log << rec.dump() << "\n";
         log.flush();
+        const int64_t done = rec["update"].get<int64_t>() + 1;
+        const double elapsed = seconds_since(search_start);
         if (!quiet)
-            std::printf("  update %lld: reward %.4f  cost %.4f (budget %.4f)  nu %.3f  entropy %.3f  kl %.4f  best feasible %s\n",
-                        static_cast<long long>(rec["update"].get<int64_t>()), rec["mean_reward"].get<double>(),
+            std::printf("  update %lld/%lld (%s, %s left): reward %.4f  cost %.4f (budget %.4f)  nu %.3f  entropy %.3f  kl %.4f  "
+                        "best feasible %s\n",
+                        static_cast<long long>(done), static_cast<long long>(options.updates), clock_text(elapsed).c_str(),
+                        clock_text(elapsed / done * static_cast<double>(options.updates - done)).c_str(),
+                        rec["mean_reward"].get<double>(),
                         rec["mean_cost"].get<double>(), options.budget, rec["nu"].get<double>(),
                         rec["entropy"].get<double>(), rec["kl"].get<double>(),
                         rec["best_feasible"].is_null() ? "none" : rec["best_feasible"]["reward"].dump().c_str());

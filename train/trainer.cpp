@@ -21,6 +21,7 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
+#include "train/progress_line.h"
 #include "train/run_dir.h"
 
 namespace sp {
@@ -33,10 +34,6 @@ void on_stop_signal(int signal) { g_stop_signal.store(signal); }
 
 constexpr const char* kCheckpointFormat = "spinprune-checkpoint";
 constexpr const char* kCheckpointVersion = "1";
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::unique_ptr<Optimizer> make_configured_optimizer(const TrainConfig& t) {
     OptimizerHyper hyper;
@@ -468,7 +465,6 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
     const bool skip_nonfinite = train.on_nonfinite == "skip";
     Tensor grad_partials, states_before_step;
     ParameterStore& store = model.parameters();
-    const bool tty = ::isatty(STDOUT_FILENO) && !options.quiet;
     const int64_t batches = loader.batches_per_epoch();
     bool stopped = false;
     model.set_training(true);
@@ -478,6 +474,8 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         auto epoch_start = Clock::now();
         const double seconds_before = progress.epoch_seconds;
         float lr = 0;
+        ProgressLine line(phase + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(train.epochs), batches,
+                          "steps", options.quiet);
         while (progress.cursor.batch < batches) {
             lr = schedule.lr_at(static_cast<double>(epoch) + static_cast<double>(progress.cursor.batch) / batches);
             Batch batch = loader.next();
@@ -516,26 +514,26 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                          __FILE__, __LINE__);
                 ++progress.epoch_skipped;
                 if (states_before_step.defined()) store.states().copy_from(states_before_step);
-                if (!options.quiet) std::printf("%s%s: skipped\n", tty ? "\n" : "", what.str().c_str());
+                line.end_line();
+                if (!options.quiet) std::printf("%s: skipped\n", what.str().c_str());
             }
             if (hook) hook->after_step(ctx);
             progress.cursor = loader.cursor();
             if (progress.cursor.epoch != epoch) progress.cursor = {epoch, batches};  // keep the epoch open until logged
-            if (tty && (progress.cursor.batch % 10 == 0 || progress.cursor.batch == batches)) {
-                double s = seconds_before + seconds_since(epoch_start);
-                std::printf("\r%s epoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s   ", phase.c_str(),
-                            static_cast<long long>(epoch + 1), static_cast<long long>(train.epochs),
-                            static_cast<long long>(progress.cursor.batch), static_cast<long long>(batches),
-                            progress.epoch_loss_sum / progress.epoch_seen, 100.0 * progress.epoch_correct / progress.epoch_seen,
-                            progress.epoch_seen / std::max(s, 1e-9));
-                std::fflush(stdout);
+            if (line.due(progress.cursor.batch)) {
+                char detail[128];
+                std::snprintf(detail, sizeof detail, "loss %.4f  acc %.2f%%  %.0f img/s",
+                              progress.epoch_loss_sum / progress.epoch_seen, 100.0 * progress.epoch_correct / progress.epoch_seen,
+                              progress.epoch_seen / std::max(seconds_before + seconds_since(epoch_start), 1e-9));
+                line.show(progress.cursor.batch, seconds_before + seconds_since(epoch_start), detail);
             }
             const bool limit = options.stop_after_steps >= 0 && run.steps >= options.stop_after_steps;
             if (g_stop_signal.load() || limit) {
                 progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
                 save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, run.data.norm, hook);
+                line.end_line();
                 if (!options.quiet)
-                    std::printf("%sstopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n", tty ? "\n" : "",
+                    std::printf("stopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n",
                                 limit ? "step limit" : "signal", phase.c_str(), static_cast<long long>(epoch),
                                 static_cast<long long>(progress.cursor.batch), checkpoint_path.c_str());
                 stopped = true;
@@ -543,7 +541,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             }
         }
         if (stopped) break;
-        if (tty) std::printf("\n");
+        line.end_line();
         SP_REQUIRE(progress.epoch_seen > 0, phase << ": every step of epoch " << epoch + 1 << " was skipped as non-finite ("
                                                   << progress.epoch_skipped << " steps)");
         const double epoch_seconds = seconds_before + seconds_since(epoch_start);

@@ -54,6 +54,7 @@ ExperimentData prepare_experiment_data(const ExperimentConfig& config);
 void load_model_weights(Model& model, const std::string& checkpoint_path);
 
 using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // One run: its device, directory, data, context and model, set up from the config.
 struct Run {
