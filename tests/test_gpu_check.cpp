@@ -76,10 +76,10 @@ void link_matching(const std::filesystem::path& from, const std::string& prefix,
 
 TEST_CASE("gpu-check: the dry run finds every stage, input, make target and run configuration in place") {
     // What `make gpu-check` does without a GPU; --dry-run forces it where there is one. Run as
-    // from `make test SAN=1` (the parent make's SAN=1 in MAKEFLAGS): the check still plans the
-    // release configuration it builds on the GPU machine.
+    // from `make test SAN=1` (make hands SAN=1 on in MAKEFLAGS and in the environment): the check
+    // still plans the release configuration it builds on the GPU machine.
     std::string out;
-    const int status = run_command("MAKEFLAGS=SAN=1 scripts/gpu_check.sh --dry-run", &out);
+    const int status = run_command("SAN=1 MAKEFLAGS=' -- SAN=1' scripts/gpu_check.sh --dry-run", &out);
     CAPTURE(out);
     CHECK(status == 0);
     for (const char* stage : {"facts", "build", "gpu_tests", "memcheck", "determinism", "bench_train", "bench_pruning",
