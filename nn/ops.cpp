@@ -2,6 +2,7 @@
 // shape, then dispatch to the backend of ctx.device() (nn/backends.h).
 #include "nn/ops.h"
 
+#include <algorithm>
 #include <string>
 
 #include "kernels/check.h"
@@ -472,6 +473,15 @@ void require_update(const char* op, const Context& ctx, const Tensor& params, st
     }
 }
 }  // namespace
+
+void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma) {
+    const char* op = "map_singular_values";
+    require_on(ctx, op, "maps", maps);
+    require_on(ctx, op, "sigma", sigma);
+    require_rank(op, "maps (N, C, H, W)", maps, 4);
+    require_shape(op, "sigma", sigma, Shape{maps.dim(0), maps.dim(1), std::min(maps.dim(2), maps.dim(3))});
+    SP_DISPATCH(map_singular_values, ctx, maps, relu, sigma);
+}
 
 void sgd_update(Context& ctx, Tensor& params, const Tensor& grads, Tensor& velocity, const SgdHyper& hyper) {
     require_update("sgd_update", ctx, params, {&grads, &velocity});

@@ -22,10 +22,9 @@
 #include "nn/buffer.h"
 #include "nn/context.h"
 #include "nn/tensor.h"
+#include "pruning/ops.h"
 
 namespace sp {
-
-enum class MutationRule { reference, textbook };
 
 struct EvolutionOptions {
     int64_t members = 8;          // P (at least 4: mutation needs three others)
@@ -53,7 +52,7 @@ public:
     Evolution(Device device, int64_t units, EvolutionOptions options, std::vector<UnitSegment> segments);
 
     int64_t members() const { return options_.members; }
-    int64_t units() const { return units_; }
+    int64_t units() const { return shape_.units; }
     const EvolutionOptions& options() const { return options_; }
 
     // Members drawn Bernoulli(0.5) per unit from stream `key`, then repaired.
@@ -82,14 +81,13 @@ private:
     void repair(Context& ctx, Buffer& words);  // every segment keeps min_kept units set
 
     Device device_;
-    int64_t units_, words_;
+    PackedShape shape_;         // (P, D)
     EvolutionOptions options_;
     std::vector<UnitSegment> segments_;
-    Buffer members_, trials_;   // P × words uint32
-    Buffer segment_table_;      // segments on the device
+    Buffer members_, trials_;   // P × W uint32 (pruning/ops.h)
+    Buffer segment_table_;      // the segments as int64 triples (offset, size, min_kept) on the device
     Tensor energies_;           // (P)
     Buffer accepted_;           // P uint32 flags of the last select
-    mutable Buffer scratch_;    // device: best index (int64) and the two stats counters (uint64)
 };
 
 }  // namespace sp

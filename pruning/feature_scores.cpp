@@ -1,5 +1,5 @@
-// Feature-map scores: batched singular values dispatched to the CPU (Jacobi) or CUDA
-// (cuSOLVER) backend, reduced per channel on the host, and read from the model's BN outputs.
+// Feature-map scores: the batched singular values of the maps (the map_singular_values op, CPU
+// Jacobi or cuSOLVER), reduced per channel on the host, read from the model's BN outputs.
 #include "pruning/feature_scores.h"
 
 #include <algorithm>
@@ -7,8 +7,6 @@
 #include <cmath>
 
 #include "kernels/check.h"
-#include "nn/cpu/svd.h"
-#include "nn/cuda/svd.h"
 #include "nn/layers.h"
 #include "pruning/importance.h"
 
@@ -30,17 +28,6 @@ const char* feature_criterion_name(FeatureCriterion c) {
         case FeatureCriterion::l2: return "l2";
     }
     return "?";
-}
-
-void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma) {
-    SP_REQUIRE(maps.rank() == 4, "map_singular_values: maps must be (N, C, H, W), got " << maps.shape().str());
-    const Shape expected{maps.dim(0), maps.dim(1), std::min(maps.dim(2), maps.dim(3))};
-    SP_REQUIRE(sigma.shape() == expected,
-               "map_singular_values: sigma must be " << expected.str() << ", got " << sigma.shape().str());
-    SP_REQUIRE(maps.device() == ctx.device() && sigma.device() == ctx.device(),
-               "map_singular_values: tensors must be on the context's device (" << device_name(ctx.device()) << ")");
-    if (ctx.device() == Device::cpu) cpu::map_singular_values(ctx, maps, relu, sigma);
-    else cuda::map_singular_values(ctx, maps, relu, sigma);
 }
 
 namespace {

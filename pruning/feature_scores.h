@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nn/context.h"
+#include "nn/ops.h"
 #include "nn/tensor.h"
 #include "pruning/mask_space.h"
 
@@ -26,10 +27,7 @@ struct FeatureScoreOptions {
     bool post_relu = true;
 };
 
-// Singular values of every (H, W) map of maps (N, C, H, W), after ReLU when `relu`:
-// sigma (N, C, min(H, W)) on ctx's device, descending per map. CPU: one-sided Jacobi in
-// double; CUDA: cusolverDnSgesvdjBatched, maps up to 32×32 (an sp::Error beyond).
-void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma);
+// The singular values of the maps come from map_singular_values, an op of nn/ops.h.
 
 // out (C) = mean over the N images of the nuclear norm ‖F_{n,c}‖_* of maps (N, C, H, W).
 void nuclear_norms(Context& ctx, const Tensor& maps, bool relu, Tensor& out);

@@ -1,5 +1,6 @@
-// Gibbs pruning: the CPU reference samplers, the dispatch to the CUDA kernels, energies, the
-// annealing schedule and the training-phase sampler with its logs and checkpoint state.
+// Gibbs pruning: the CPU reference samplers (behind sp::cpu::gibbs_draw, pruning/cpu/gibbs.cpp),
+// energies, the annealing schedule and the training-phase sampler with its logs and checkpoint
+// state. Draws on either device go through gibbs_draw (pruning/ops.h).
 #include "pruning/gibbs.h"
 
 #include <algorithm>
@@ -29,8 +30,6 @@ constexpr uint64_t kChainPurposeStride = 1ull << 32;
 #else
 #define SP_FMA_CLONES
 #endif
-
-int statistic_kind(GibbsHamiltonian h) { return h == GibbsHamiltonian::unstructured ? 0 : h == GibbsHamiltonian::kernel ? 1 : 2; }
 
 GibbsLayerShape layer_shape(const LayerWiring& w) {
     if (w.conv) return {w.conv->out_channels(), w.conv->in_channels() / w.conv->groups(), w.conv->kernel() * w.conv->kernel()};
@@ -87,7 +86,7 @@ float percentile_host(std::vector<float> values, double p) {
 }
 
 std::vector<float> gibbs_statistic_host(const float* w, GibbsLayerShape s, GibbsHamiltonian h) {
-    const int kind = statistic_kind(h);
+    const int kind = gibbs_statistic_kind(h);
     const int64_t per = kind == 0 ? 1 : kind == 1 ? s.area : s.channels * s.area;
     std::vector<float> out(static_cast<size_t>(s.numel() / per));
     for (size_t j = 0; j < out.size(); ++j) {
@@ -176,69 +175,6 @@ SP_FMA_CLONES void gibbs_draw_host(const float* w, GibbsLayerShape s, const Gibb
     }
     if (masked_weight)  // kernel / filter: the enumeration dominates; the product is a separate pass
         for (int64_t i = 0; i < s.numel(); ++i) masked_weight[i] = w[i] * mask[i];
-}
-
-void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask,
-                Tensor* masked_weight) {
-    SP_REQUIRE(weight.numel() == s.numel() && mask.numel() == s.numel(),
-               "gibbs_draw: weight " << weight.shape().str() << " and mask " << mask.shape().str() << " for a ("
-                                     << s.filters << ", " << s.channels << ", " << s.area << ") layer");
-    SP_REQUIRE(weight.device() == ctx.device() && mask.device() == ctx.device(), "gibbs_draw: tensors not on the context's device");
-    SP_REQUIRE(!masked_weight || (masked_weight->numel() == s.numel() && masked_weight->device() == ctx.device()),
-               "gibbs_draw: masked weight " << masked_weight->shape().str() << " on " << device_name(masked_weight->device())
-                                            << ", expected " << s.numel() << " values on the context's device");
-    float* masked = masked_weight ? masked_weight->data() : nullptr;
-    SP_REQUIRE(p.hamiltonian == GibbsHamiltonian::unstructured || s.area <= kernels::kGibbsMaxArea,
-               "Gibbs " << gibbs_hamiltonian_name(p.hamiltonian) << " sampling enumerates 2^area kernel configurations: area "
-                        << s.area << " exceeds " << kernels::kGibbsMaxArea);
-    if (ctx.device() == Device::cpu) {
-        gibbs_draw_host(weight.data(), s, p, key, mask.data(), masked);
-        return;
-    }
-    const int kind = statistic_kind(p.hamiltonian);
-    const int64_t n_stat = kind == 0 ? s.numel() : kind == 1 ? s.filters * s.channels : s.filters;
-    // Workspace: statistic (n_stat), Q (1), the two half sums (2 K), the percentile's scratch.
-    auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
-    const size_t stat_bytes = aligned(static_cast<size_t>(n_stat) * sizeof(float));
-    const size_t q_bytes = 256, sums_bytes = aligned(2 * static_cast<size_t>(s.filters) * sizeof(float));
-    const size_t pct_bytes = kernels::gibbs_percentile_scratch_bytes(static_cast<size_t>(n_stat));
-    char* ws = static_cast<char*>(ctx.workspace(stat_bytes + q_bytes + sums_bytes + pct_bytes));
-    float* stat = reinterpret_cast<float*>(ws);
-    float* q = reinterpret_cast<float*>(ws + stat_bytes);
-    float* sums = reinterpret_cast<float*>(ws + stat_bytes + q_bytes);
-    void* pct = ws + stat_bytes + q_bytes + sums_bytes;
-    cudaStream_t stream = ctx.stream();
-    kernels::gibbs_statistic(weight.data(), s.filters, s.channels, s.area, kind, stat, stream);
-    const PercentilePosition pos = percentile_position(n_stat, p.p);
-    kernels::gibbs_percentile(stat, static_cast<size_t>(n_stat), pos.lo, pos.frac, q, pct, pct_bytes, stream);
-    switch (p.hamiltonian) {
-        case GibbsHamiltonian::unstructured:
-            kernels::gibbs_draw_unstructured(weight.data(), q, static_cast<size_t>(s.numel()), p.beta, key, mask.data(),
-                                             masked, stream);
-            return;
-        case GibbsHamiltonian::kernel:
-            kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, 0, s.channels, nullptr, p.coupling,
-                                        p.beta, key, 0, mask.data(), stream);
-            break;
-        case GibbsHamiltonian::filter: {
-            kernels::gibbs_filter_start(stat, q, s.filters, s.channels * s.area, mask.data(), stream);
-            const int64_t split = s.channels / 2;
-            float* sums_b = sums;
-            float* sums_a = sums + s.filters;
-            for (int64_t sweep = 0; sweep < p.sweeps; ++sweep) {
-                const uint64_t base = static_cast<uint64_t>(sweep) * static_cast<uint64_t>(s.filters * s.channels);
-                kernels::gibbs_spin_sums(mask.data(), s.filters, s.channels, s.area, split, s.channels, sums_b, stream);
-                kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, 0, split, sums_b, p.coupling,
-                                            p.beta, key, base, mask.data(), stream);
-                kernels::gibbs_spin_sums(mask.data(), s.filters, s.channels, s.area, 0, split, sums_a, stream);
-                kernels::gibbs_draw_kernels(weight.data(), q, s.filters, s.channels, s.area, split, s.channels, sums_a,
-                                            p.coupling, p.beta, key, base, mask.data(), stream);
-            }
-            break;
-        }
-    }
-    // kernel / filter: the enumeration dominates; the product is a separate pass
-    if (masked_weight) multiply(ctx, weight.reshaped(mask.shape()), mask, *masked_weight);
 }
 
 double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p, const float* mask) {
@@ -341,7 +277,7 @@ GibbsTraining::GibbsTraining(Model& model, GibbsOptions options, Context& ctx)
       space_ptr_(std::make_unique<MaskSpace>(model, weight_space_options(layers_))), space_(*space_ptr_),
       units_{Tensor(Shape{space_.size()}, ctx.device()), Tensor(Shape{space_.size()}, ctx.device())} {
     gibbs_settings().check(options_, "Gibbs pruning");
-    if (ctx.device() == Device::cuda) counters_ = Buffer(Device::cuda, 2 * sizeof(unsigned long long));
+    counters_ = Buffer(ctx.device(), 2 * sizeof(unsigned long long));  // zero-filled
     if (fused()) {
         constexpr int64_t kAlign = 64;  // floats
         std::vector<int64_t> offsets;
@@ -421,21 +357,7 @@ void GibbsTraining::before_step(Context& ctx, const Tensor& images, const Tensor
     }
     const Tensor& cur = units_[next];
     const Tensor& prev = drawn_ ? units_[current_] : units_[next];  // the first step flips nothing
-    if (ctx.device() == Device::cpu) {
-        const float *p = prev.data(), *c = cur.data();
-        const int64_t n = cur.numel();
-        unsigned long long flips = 0, kept = 0;
-#pragma omp parallel for reduction(+ : flips, kept) schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; ++i) {
-            flips += p[i] != c[i] ? 1 : 0;
-            kept += c[i] != 0.0f ? 1 : 0;
-        }
-        host_counters_[0] += flips;
-        host_counters_[1] += kept;
-    } else {
-        kernels::gibbs_count(prev.data(), cur.data(), static_cast<size_t>(cur.numel()),
-                             static_cast<unsigned long long*>(counters_.data()), ctx.stream());
-    }
+    gibbs_count_changes(ctx, prev, cur, counters_);
     current_ = next;
     drawn_ = true;
     space_.attach(ctx, units_[current_], fused() ? &masked_weights_ : nullptr);
@@ -449,13 +371,10 @@ void GibbsTraining::after_step(Context& ctx) {
 }
 
 nlohmann::json GibbsTraining::epoch_log(Context& ctx) {
-    unsigned long long counts[2] = {host_counters_[0], host_counters_[1]};
-    if (ctx.device() == Device::cuda) {
-        SP_CHECK(cudaMemcpyAsync(counts, counters_.data(), sizeof counts, cudaMemcpyDeviceToHost, ctx.stream()));
-        ctx.synchronize();
-        SP_CHECK(cudaMemsetAsync(counters_.data(), 0, sizeof counts, ctx.stream()));
-    }
-    host_counters_[0] = host_counters_[1] = 0;
+    unsigned long long counts[2] = {0, 0};
+    copy_bytes(counts, Device::cpu, counters_.data(), counters_.device(), sizeof counts);  // waits for the draws
+    const unsigned long long zeros[2] = {0, 0};
+    copy_bytes(counters_.data(), counters_.device(), zeros, Device::cpu, sizeof zeros);
     const double entries = static_cast<double>(space_.size()) * static_cast<double>(std::max<int64_t>(epoch_steps_, 1));
     nlohmann::json log = {{"gibbs_beta", beta_}, {"gibbs_flip_rate", counts[0] / entries},
                           {"gibbs_kept_mean", counts[1] / entries}, {"gibbs_steps", epoch_steps_}};
@@ -491,8 +410,8 @@ nlohmann::json GibbsTraining::epoch_log(Context& ctx) {
 void GibbsTraining::save(std::vector<std::pair<std::string, Tensor>>& tensors, std::map<std::string, std::string>& meta) const {
     // The draws are keyed by the step, so only the flip statistics' state is needed to continue.
     tensors.emplace_back("gibbs.units", units_[current_].to(Device::cpu));
-    unsigned long long counts[2] = {host_counters_[0], host_counters_[1]};
-    if (counters_.data()) copy_bytes(counts, Device::cpu, counters_.data(), Device::cuda, sizeof counts);
+    unsigned long long counts[2] = {0, 0};
+    copy_bytes(counts, Device::cpu, counters_.data(), counters_.device(), sizeof counts);
     meta["gibbs.drawn"] = drawn_ ? "1" : "0";
     meta["gibbs.flips"] = std::to_string(counts[0]);
     meta["gibbs.kept"] = std::to_string(counts[1]);
@@ -508,11 +427,7 @@ void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
     current_ = 0;
     drawn_ = ck.meta("gibbs.drawn") == "1";
     unsigned long long counts[2] = {std::stoull(ck.meta("gibbs.flips")), std::stoull(ck.meta("gibbs.kept"))};
-    if (ctx.device() == Device::cuda) {
-        copy_bytes(counters_.data(), Device::cuda, counts, Device::cpu, sizeof counts);
-    } else {
-        host_counters_[0] = counts[0], host_counters_[1] = counts[1];
-    }
+    copy_bytes(counters_.data(), counters_.device(), counts, Device::cpu, sizeof counts);
     epoch_steps_ = std::stoll(ck.meta("gibbs.epoch_steps"));
     beta_ = std::stod(ck.meta("gibbs.beta"));
     if (ck.metadata.count("gibbs.chain_best_energy")) {  // absent in checkpoints of earlier versions

@@ -7,8 +7,9 @@
 //                 filter (S_A, S_B: spin sums of its two halves of input channels); chromatic Gibbs:
 //                 from the magnitude decision, `sweeps` times draw half A given S_B, then B given S_A
 //                 (each half's kernels exactly, as above) — the authors' code.
-// One CPU reference and one CUDA path (kernels/gibbs.h) that give the same masks bit for bit for
-// the same key. GibbsTraining draws a new mask for every pruned layer before every training step.
+// One CPU reference (below, and pruning/cpu/gibbs.cpp) and one CUDA path (pruning/cuda/gibbs.cpp
+// over kernels/gibbs.h) behind gibbs_draw (pruning/ops.h), which give the same masks bit for bit
+// for the same key. GibbsTraining draws a new mask for every pruned layer before every training step.
 #pragma once
 
 #include <cstdint>
@@ -23,30 +24,18 @@
 #include "nn/context.h"
 #include "nn/tensor.h"
 #include "pruning/mask_space.h"
+#include "pruning/ops.h"
 #include "pruning/phase_hook.h"
 #include "pruning/population.h"
 #include "pruning/settings.h"
 
 namespace sp {
 
-enum class GibbsHamiltonian { unstructured, kernel, filter };
+// GibbsHamiltonian, GibbsLayerShape, GibbsParams and the draw itself, gibbs_draw (either device),
+// are declared with the pruning kernels (pruning/ops.h, pruning/kernel_list.inc).
 // weight → unstructured, kernel → kernel, filter → filter.
 GibbsHamiltonian gibbs_hamiltonian_for(Granularity g);
 const char* gibbs_hamiltonian_name(GibbsHamiltonian h);
-
-// A layer's weights as (filters, channels, area): conv (K, C/g, R·S), linear (OUT, IN, 1).
-struct GibbsLayerShape {
-    int64_t filters = 1, channels = 1, area = 1;
-    int64_t numel() const { return filters * channels * area; }
-};
-
-struct GibbsParams {
-    GibbsHamiltonian hamiltonian = GibbsHamiltonian::unstructured;
-    double p = 0.9;         // target pruning fraction: Q_p is the p-th percentile
-    float beta = 1.0f;
-    float coupling = 0.01f; // c (kernel, filter)
-    int64_t sweeps = 50;    // filter: chromatic sweeps
-};
 
 // β per epoch: log-spaced from beta_start to beta_end over epochs [0, anneal_epochs), then held
 // (np.logspace(log10 start, log10 end, anneal_epochs)[epoch]).
@@ -79,11 +68,6 @@ void gibbs_draw_kernels_host(const float* w, float q, GibbsLayerShape s, int64_t
 // filter: `p.sweeps` chromatic sweeps from the current `mask`.
 void gibbs_filter_sweeps_host(const float* w, float q, GibbsLayerShape s, const GibbsParams& p, uint64_t key,
                               float* mask);
-
-// Either device: weight and mask (s.numel() floats) on ctx's device; scratch from ctx.workspace().
-// masked_weight (s.numel(), or null): also w ⊙ mask, bitwise what multiply() gives.
-void gibbs_draw(Context& ctx, const Tensor& weight, GibbsLayerShape s, const GibbsParams& p, uint64_t key, Tensor& mask,
-                Tensor* masked_weight = nullptr);
 
 // H of a 0/1 mask (up to the constants dropped above), in double.
 double gibbs_energy_host(const float* w, GibbsLayerShape s, const GibbsParams& p, const float* mask);
@@ -170,8 +154,7 @@ private:
     int current_ = 0;
     bool drawn_ = false;
     double beta_ = 0;
-    Buffer counters_;  // device: flips, kept (uint64)
-    unsigned long long host_counters_[2] = {0, 0};
+    Buffer counters_;  // on ctx's device: flips, kept (uint64) over the epoch's steps
     int64_t epoch_steps_ = 0, steps_ = 0;
     double sampling_seconds_ = 0;
     // chains > 1

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "nn/backends.h"
 
 namespace sp::cpu {
 

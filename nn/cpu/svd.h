@@ -4,9 +4,6 @@
 
 #include <cstdint>
 
-#include "nn/context.h"
-#include "nn/tensor.h"
-
 namespace sp::cpu {
 
 // sigma (min(rows, cols)) receives the singular values of the row-major rows×cols matrix `a`,
@@ -15,8 +12,7 @@ namespace sp::cpu {
 constexpr int kMaxJacobiSweeps = 100;
 int singular_values(const double* a, int64_t rows, int64_t cols, double* sigma);
 
-// Every (H, W) map of maps (N, C, H, W), after ReLU when `relu`: sigma (N, C, min(H, W)),
-// descending per map. Maps are independent, so they are spread over OpenMP threads.
-void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma);
+// sp::cpu::map_singular_values (nn/op_list.inc) runs this over every map; maps are independent,
+// so they are spread over OpenMP threads.
 
 }  // namespace sp::cpu

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/check.h"
-#include "nn/ops.h"
+#include "nn/backends.h"
 
 namespace sp::cuda {
 
@@ -81,6 +81,10 @@ void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& si
                                                                          << " for map " << first + i
                                                                          << " (not converged or bad argument)");
     }
+}
+
+void map_singular_values(Context& ctx, const Tensor& maps, bool relu, Tensor& sigma) {
+    map_singular_values(ctx, maps, relu, sigma, 0);
 }
 
 }  // namespace sp::cuda
