@@ -256,7 +256,7 @@ RUNS_ROOT ?= runs
 #                  TIME_LIMIT (sbatch --time), THROTTLE (at most N tasks at once), CPUS_PER_TASK,
 #                  SBATCH_ARGS; unset ones are the cluster's defaults (or sbatch's SBATCH_* variables)
 # Every mode skips complete runs and resumes partial ones; Slurm also skips runs still queued.
-# `make exp EXP="a b" SCHED=...` sweeps experiments/a.toml, b.toml over EXP_SEEDS into RUNS_ROOT/exp.
+# `make exp EXP="a b" SCHED=...` sweeps experiments/<name>.toml for each name over EXP_SEEDS into RUNS_ROOT/exp.
 SCHED     ?= serial
 EXP_SEEDS ?= $(if $(filter command line,$(origin SEEDS)),$(SEEDS),1)
 SCHED_ARGS = --sched $(SCHED) --jobs $(if $(filter command line environment,$(origin JOBS)),$(JOBS),0) \

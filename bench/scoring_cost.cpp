@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     int64_t images_count = 640;
     int repeats = -1;
     app.add_option("--device", device_arg, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-    app.add_option("--images", images_count, "images scored (METHODS.md §3: 5 batches of 128)")->check(CLI::PositiveNumber);
+    app.add_option("--images", images_count, "images scored (the energy-aware setting: 5 batches of 128)")->check(CLI::PositiveNumber);
     app.add_option("--repeats", repeats, "timed runs, median reported (default: 5 on the GPU, 1 on the CPU)");
     app.add_option("--model", model_name, "model to score");
     CLI11_PARSE(app, argc, argv);

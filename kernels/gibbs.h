@@ -1,4 +1,4 @@
-// Gibbs pruning samplers (METHODS.md §2): the arithmetic shared by the CPU reference
+// Gibbs pruning samplers (docs/methods.md, gibbs): the arithmetic shared by the CPU reference
 // (pruning/gibbs.cpp) and the CUDA kernels (kernels/gibbs.cu), and the launchers of those kernels.
 //
 // Bit-identical masks on both backends need bit-identical float arithmetic, so everything a

@@ -64,7 +64,7 @@ void max_pool_backward(const float* x, const float* dy, float* dx, size_t planes
 void dropout_forward(const float* x, float* y, float* keep_scale, size_t n, float p, float scale,
                      uint64_t key, cudaStream_t stream);
 
-// ---- loss and metrics (kernels/loss.cu). logits (rows, classes), labels (rows).
+// ---- loss and metrics (kernels/reduce.cu). logits (rows, classes), labels (rows).
 // Result of a per-row loss/metric: a sum over rows and the first row with an invalid label
 // (-1 when every label is an integer in [0, classes)).
 struct RowReduction {

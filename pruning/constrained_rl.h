@@ -1,4 +1,4 @@
-// Budget-constrained RL pruning (METHODS.md §4): the pruning environments and the
+// Budget-constrained RL pruning (docs/methods.md, constrained-rl): the pruning environments and the
 // PPO-Lagrangian search over them (pruning/ppo.h).
 //   layer-wise environment (default): one step per segment of the mask space (a prunable
 //     channel set at filter granularity, a layer at weight granularity); the action u ∈ ℝ prunes

@@ -1,4 +1,4 @@
-// EDropout (energy-based population pruning, METHODS.md §1): during training, every
+// EDropout (energy-based population pruning, docs/methods.md, edropout): during training, every
 // mini-batch runs one generation of binary differential evolution over P masks of filter and
 // neuron units — trials made on the device, their energies computed in one batched pass by the
 // PopulationEvaluator, selection — and the training step then runs with the best mask applied

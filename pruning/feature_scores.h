@@ -1,4 +1,4 @@
-// Data-driven filter importance for the energy-aware pruning of METHODS §3: the mean nuclear
+// Data-driven filter importance for the energy-aware pruning (docs/methods.md, energy-aware): the mean nuclear
 // norm (sum of singular values) of each channel's feature maps over a set of images, HRank's
 // mean numerical rank, and, as data-free references, the L1/L2 norms of the filter weights.
 #pragma once
@@ -23,7 +23,7 @@ struct FeatureScoreOptions {
     FeatureCriterion criterion = FeatureCriterion::nuclear_norm;
     int64_t images = 640;      // the first min(images, N) images are used (5 batches of 128)
     int64_t batch_size = 128;  // images per forward
-    // Score the map after ReLU (METHODS §3 and HRank), else the BN output itself.
+    // Score the map after ReLU (the energy-aware paper as we read it, and HRank), else the BN output itself.
     bool post_relu = true;
 };
 

@@ -217,7 +217,7 @@ MaskSpaceOptions weight_space_options(const std::vector<std::string>& layers) {
     return o;
 }
 
-// METHODS.md §2's scope: not the first conv nor the classifier; kernel/filter: convs only (filter:
+// The pruned layers (docs/methods.md, gibbs): not the first conv nor the classifier; kernel/filter: convs only (filter:
 // those whose output channels form a prunable set).
 std::vector<std::string> pruned_layers(Model& model, GibbsHamiltonian h) {
     std::vector<std::string> names;

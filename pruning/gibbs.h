@@ -1,4 +1,4 @@
-// Gibbs pruning (METHODS.md §2): masks drawn from p(x) ∝ exp(−β H(x)) per layer, spins
+// Gibbs pruning (docs/methods.md, gibbs): masks drawn from p(x) ∝ exp(−β H(x)) per layer, spins
 // x = 2m − 1 per weight, Q_p the p-th percentile (linear interpolation) of a per-layer statistic:
 //   unstructured: P(keep_i) = σ(β (w_i² − Q_p)), Q_p over w² (H = Σ (Q_p − w_i²) m_i);
 //   kernel:       H = Σ (Q_p − w_i²) x_i − c Σ_{i≠j same kernel} x_i x_j (ordered pairs), Q_p over the
@@ -119,7 +119,7 @@ public:
     void restore(Context& ctx, const Checkpoint& ck) override;
 
     // The space the final mask lives in (weight, kernel or filter granularity, same layers) and
-    // the final state (METHODS.md): unstructured one draw at the final β, else the top (1 − p)
+    // the final state (docs/methods.md, gibbs): unstructured one draw at the final β, else the top (1 − p)
     // of every layer's kernels / filters by Σw².
     MaskSpaceOptions final_space_options() const;
     std::vector<float> final_state(Context& ctx, MaskSpace& final_space);

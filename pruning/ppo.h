@@ -1,4 +1,4 @@
-// PPO-Lagrangian for constrained MDPs (METHODS.md §4): a Gaussian actor and separate reward and
+// PPO-Lagrangian for constrained MDPs (docs/methods.md, constrained-rl): a Gaussian actor and separate reward and
 // cost critics (MLPs with two hidden ReLU layers, nn/layers.h, trained with nn/optim.h's Adam),
 // GAE, the clipped policy loss with the Lagrange term
 //   L = [−mean(min(ρ·A_R, clip(ρ, 1−ε, 1+ε)·A_R)) + ν·mean(ρ·A_C)] / (1 + ν) − c_H·entropy,

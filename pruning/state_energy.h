@@ -1,5 +1,5 @@
 // Energy terms that depend on a filter-granularity mask state alone, not on a batch's logits
-// (METHODS.md §1): the Ising energy of the authors' "Ising pruning" paper and the budget term
+// (docs/methods.md, edropout): the Ising energy of the authors' "Ising pruning" paper and the budget term
 // that lets a user ask EDropout for a size. Both are quadratic forms of the state, so a whole
 // population (P, D) is evaluated on its device with a few GEMMs and elementwise ops — no host
 // round trip per generation.
@@ -20,13 +20,13 @@ namespace sp {
 //   H(x) = (−sᵀ J s + (Z / D) · 1ᵀ s) / Z + penalty · max(keep_target − 1ᵀ x / D, 0).
 // Keeping every unit costs 0, pruning every unit −2 (+ the penalty): the field pushes units
 // out, the couplings keep coupled units on the same side, the penalty stops the pruning at the
-// target fraction. Dividing by Z (METHODS.md leaves the scale open) makes the energy O(1) for
+// target fraction. Dividing by Z (the scale is not given) makes the energy O(1) for
 // any model, so one penalty weight serves all ("large": ≫ 2). J is block-sparse:
 //   within a segment (one layer's filters): the min-max normalised symmetric KL divergence
 //     between the filters' weight histograms;
 //   between consecutive segments s → t (a layer reads s and writes t): J_ij = h_i · h_j, with
 //     h the normalised entropy (in [0, 1]) of each channel's activation histogram on a batch.
-// Our reading of METHODS.md's description; the paper gives no closed form for the second block.
+// Our reading of the authors' description; the paper gives no closed form for the second block.
 struct IsingOptions {
     double keep_target = 0.5;  // fraction of units below which the penalty applies
     double penalty = 100.0;    // its weight ("large")

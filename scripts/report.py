@@ -438,7 +438,7 @@ def main(argv=None):
                                                      "experiments", "paper_results.csv"))
     ap.add_argument("--root", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."),
                     help="repository root the lists' config paths are relative to")
-    ap.add_argument("--cost-study", action="append", default=[], help="a cost study's JSON (bench/cost_study)")
+    ap.add_argument("--cost-study", action="append", default=[], help="a cost study's JSON (written by bench/cost_study.cpp)")
     ap.add_argument("--title", default="spinprune results")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)

@@ -18,7 +18,7 @@ using namespace sp;
 
 namespace {
 
-// METHODS.md §3's lists ("the closest published protocol": HRank's).
+// The published lists of docs/methods.md, energy-aware, hrank (HRank's protocol).
 const char* kResNet56Rates = "[0.1]+[0.6]*35+[0.0]*2+[0.6]*6+[0.4]*3+[0.1]+[0.4]+[0.1]+[0.4]+[0.1]+[0.4]+[0.1]+[0.4]";
 const char* kResNet110Rates = "[0.1]+[0.4]*108";
 
@@ -47,10 +47,10 @@ TEST_CASE("rate lists: HRank's notation, and errors naming the source and the po
     CHECK(error_of("[0.1").find("no ']'") != std::string::npos);
 }
 
-TEST_CASE("rate lists: the published convention reproduces HRank's ResNet-56 figures from METHODS.md's list") {
+TEST_CASE("rate lists: the published convention reproduces HRank's ResNet-56 figures from the published list") {
     auto model = cifar_model("resnet56");
     const PublishedCount c = published_count(*model, parse_rate_list(kResNet56Rates, "m"));
-    // Dense in the convention (convs and the classifier, no BN): METHODS.md's 0.85M / 125M MACs.
+    // Dense in the convention (convs and the classifier, no BN): the published 0.85M / 125M MACs.
     CHECK(c.dense_params == 848954);
     CHECK(c.dense_macs == 125485696);
     // Published for this list: 0.49M parameters, 62.72M "FLOPs" (MACs): −42.4% / −50.0%.
@@ -67,7 +67,7 @@ TEST_CASE("rate lists: the published convention reproduces HRank's ResNet-56 fig
 TEST_CASE("rate lists: ResNet-110's list in the published convention") {
     auto model = cifar_model("resnet110");
     const PublishedCount c = published_count(*model, parse_rate_list(kResNet110Rates, "m"));
-    CHECK(c.dense_params == 1719866);  // METHODS.md: 1.7M / 253M MACs
+    CHECK(c.dense_params == 1719866);  // published: 1.7M / 253M MACs
     CHECK(c.dense_macs == 252887680);
     // Stem: 15 of 16 filters on 3 inputs; stages 1/2/3: 36 convs each keeping 10/16, 20/32, 39/64
     // (⌊0.4·f⌋ removed) of their filters on their full inputs; the classifier in full.

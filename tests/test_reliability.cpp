@@ -192,7 +192,7 @@ TEST_CASE("fuzz regression: non-ASCII text outside strings and comments is refus
     CHECK(error("", {"train.lr=00='00\xEF\xBB\x85"}).find("--set 'train.lr=") != std::string::npos);  // a value's `=`
     CHECK(error(std::string("a = \0\"e\xEF\xBB\xBE\"\n", 11)).find("u.toml:1: a non-ASCII character") != std::string::npos);  // after NUL
     // Allowed: a byte-order mark, and any UTF-8 in comments, strings and quoted keys.
-    const ExperimentConfig ok = parse_config("\xEF\xBB\xBF# METHODS.md \xC2\xA7" "1, caf\xC3\xA9\nname = \"r\xC3\xA9sum\xC3\xA9 \xC2\xA7" "1\"\n"
+    const ExperimentConfig ok = parse_config("\xEF\xBB\xBF# docs/methods.md \xC2\xA7" "1, caf\xC3\xA9\nname = \"r\xC3\xA9sum\xC3\xA9 \xC2\xA7" "1\"\n"
                                              "seed = 7 # \xE2\x86\x92 the paper's\n"
                                              "[model]\nwidths = { \"caf\xC3\xA9\" = 2, 'b' = 3 }\n", "bom.toml");
     CHECK(ok.model.widths.at("caf\xC3\xA9") == 2);  // quoted keys after `{` and `,` (the model check comes later)

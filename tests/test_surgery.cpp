@@ -532,7 +532,7 @@ GPU_TEST_CASE("surgery (cuda): a compacted model with odd widths agrees with the
     for (size_t i = 0; i < bound.size(); ++i) bound[i] = 2.0 * g * terms[i];
     check_within(actual, expected, bound, "compacted odd-width resnet20 logits, CUDA vs CPU");
 
-    // Training steps on CUDA (cuDNN backward data/filter and cuBLAS on the odd-sized entries):
+    // Training steps on CUDA (cuDNN backward data and filter, and cuBLAS on the odd-sized entries):
     // the loss on a fixed batch falls and every value stays finite.
     gpu_model->set_training(true);
     std::vector<float> label_values(N);

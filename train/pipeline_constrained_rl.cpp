@@ -1,4 +1,4 @@
-// `spinprune run` / `spinprune prune` with prune.method = "constrained-rl" (METHODS.md §4): the
+// `spinprune run` / `spinprune prune` with prune.method = "constrained-rl" (docs/methods.md, constrained-rl): the
 // PPO-Lagrangian search on the trained model, scored on the run's validation images, with one
 // rl_updates.jsonl record per update in the run directory.
 #include <cstdio>

@@ -1,4 +1,4 @@
-// `spinprune run` with prune.method = "gibbs" (METHODS.md §2): [train] with a mask drawn from
+// `spinprune run` with prune.method = "gibbs" (docs/methods.md, gibbs): [train] with a mask drawn from
 // the layer Hamiltonians before every step (GibbsTraining is the phase hook), then the final mask
 // (one draw at the final β, or the top (1 − p) kernels / filters by Σw²) through the shared
 // stages: fine-tuning if [finetune] asks, evaluation, compaction (filter), latency.
