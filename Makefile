@@ -353,25 +353,28 @@ ncu:  ## one kernel of ours (KERNEL=name, a regex) under Nsight Compute during a
 # $(FUZZ_DIR)/corpus); a crash, hang or leak leaves its input in $(FUZZ_DIR)/artifacts/TARGET/.
 FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
-FUZZ_DIR     := $(BUILD_ROOT)/fuzz
+FUZZ_DIR     := $(BUILD_ROOT)/fuzz$(if $(filter 0,$(CUDA)),-cpu)
 FUZZ_TARGETS := idx cifar config checkpoint mask
 FUZZ_SRC     := data/idx.cpp data/cifar.cpp data/dataset.cpp nn/checkpoint.cpp train/config.cpp nn/tensor.cpp \
-                nn/buffer.cpp nn/device.cpp nn/cuda/memory.cpp kernels/check.cpp kernels/error.cpp
-FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(CU_BUILD)/kernels/elementwise.cu.o
+                nn/buffer.cpp nn/device.cpp kernels/error.cpp \
+                $(if $(filter 1,$(CUDA)),nn/cuda/memory.cpp kernels/check.cpp,nn/cuda_absent.cpp)
+FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(if $(filter 1,$(CUDA)),$(CU_BUILD)/kernels/elementwise.cu.o)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP $(INCLUDES) $(DEFS)
-FUZZ_LDLIBS  := $(DEP_LDFLAGS) $(DEP_LIBS)
+# What the instrumented sources call beyond themselves (train/config.cpp reads the method
+# registry, which reaches most of the library) comes uninstrumented from the library.
+FUZZ_LDLIBS  := $(LIB) -fopenmp $(DEP_LDFLAGS) $(LDLIBS)
 FUZZ_MAX_LEN := idx=4096 cifar=16384 config=8192 checkpoint=4096 mask=4096
 
 $(FUZZ_DIR)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<) $(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ)
-	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+$(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ) $(LIB)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $(filter-out $(LIB),$^) $(FUZZ_LDLIBS)
 
-$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ)
-	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ) $(LIB)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $(filter-out $(LIB),$^) $(FUZZ_LDLIBS)
 
 fuzz-deps:  ## install clang with libFuzzer when missing (apt-get)
 	@echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' | \
