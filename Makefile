@@ -4,6 +4,8 @@
 #   CUDNN_HOME  cuDNN root with include/ and lib/           (default: the toolkit's, else the
 #               nvidia-cudnn wheel of python3, as on the GPU machine's PyTorch install; CUDA
 #               libraries the toolkit lacks come from the nvidia-* cu13 wheels: make print-deps)
+#   CUDA        1 | 0: the CUDA backend, or a CPU-only build with g++ alone (default 1 where a
+#               CUDA toolkit is found, else 0; a CPU-only program refuses --device cuda)
 #   ARCHS       GPU architectures for machine code          (default "80 90"; PTX for the last)
 #   BLAS        openblas | none: BLAS for the CPU backend   (default openblas when its header exists)
 #   DEBUG=1     -O0 -g, and synchronise the device after every checked call
@@ -15,6 +17,15 @@
 # The toolkit: /usr/local/cuda, else the one whose nvcc is on PATH.
 ifeq ($(origin CUDA_HOME),undefined)
   CUDA_HOME := $(if $(wildcard /usr/local/cuda/bin/nvcc),/usr/local/cuda,$(patsubst %/bin/nvcc,%,$(realpath $(shell command -v nvcc 2>/dev/null))))
+endif
+ifeq ($(origin CUDA),undefined)
+  CUDA := $(if $(CUDA_HOME),1,0)
+  ifeq ($(CUDA),0)
+    $(info no CUDA toolkit found (no /usr/local/cuda/bin/nvcc, no nvcc on PATH): building without CUDA, as CUDA=0)
+  endif
+endif
+ifneq ($(filter-out 0 1,$(CUDA)),)
+  $(error CUDA=$(CUDA): expected 1 (the CUDA backend) or 0 (a CPU-only build))
 endif
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
 CXX       ?= g++
@@ -29,7 +40,8 @@ BUILD_ROOT ?= build
 # DEP_MISSING, in a fragment written by scripts/find_deps.py.
 DEPS_PYTHON ?= python3
 DEPS_MK   := $(BUILD_ROOT)/deps.mk
-FIND_DEPS := $(DEPS_PYTHON) scripts/find_deps.py --cuda-home '$(CUDA_HOME)' --cudnn-home '$(CUDNN_HOME)' --third-party third_party
+FIND_DEPS := $(DEPS_PYTHON) scripts/find_deps.py --cuda-home '$(CUDA_HOME)' --cudnn-home '$(CUDNN_HOME)' --third-party third_party \
+             $(if $(filter 0,$(CUDA)),--no-cuda)
 $(shell mkdir -p $(BUILD_ROOT) && rm -f $(DEPS_MK) && $(FIND_DEPS) --makefile $(DEPS_MK))
 ifeq ($(wildcard $(DEPS_MK)),)
   $(error could not run scripts/find_deps.py with '$(DEPS_PYTHON)' (set DEPS_PYTHON): it finds the CUDA libraries and headers the build needs)
@@ -40,10 +52,13 @@ ifeq ($(origin BLAS),undefined)
   BLAS := $(if $(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h),openblas,none)
 endif
 
-# One build directory per configuration, so switching DEBUG/SAN never mixes objects.
+# One build directory per configuration, so switching DEBUG/SAN/CUDA never mixes objects.
 CONFIG := release
 ifeq ($(DEBUG),1)
   CONFIG := debug
+endif
+ifeq ($(CUDA),0)
+  CONFIG := $(CONFIG)-cpu
 endif
 ifeq ($(SAN),1)
   CONFIG := $(CONFIG)-san
@@ -54,7 +69,7 @@ CU_BUILD := $(BUILD_ROOT)/$(if $(filter 1,$(DEBUG)),debug,release)
 
 # Header-only dependencies gathered by `make third-party` come first, then the system's.
 INCLUDES := -I. -Ithird_party/include $(DEP_INCLUDES)
-DEFS     := -DTOML_HEADER_ONLY=1
+DEFS     := -DTOML_HEADER_ONLY=1 -DSP_WITH_CUDA=$(CUDA)
 OPT      := -O3
 ifeq ($(DEBUG),1)
   OPT  := -O0 -g
@@ -96,12 +111,22 @@ LDLIBS  := $(DEP_LIBS) $(BLAS_LIBS) -ldl -lpthread
 LIB_DIRS := kernels nn data pruning train
 LIB_CPP  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp $(d)/*/*.cpp)))
 LIB_CU   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cu $(d)/*/*.cu)))
+# The host files that call CUDA, and the one that stands in for them in a CPU-only build.
+CUDA_CPP   := $(wildcard nn/cuda/*.cpp pruning/cuda/*.cpp) kernels/check.cpp
+CUDA_TESTS := tests/test_cuda_ops.cpp tests/test_cuda_checks.cpp
+ifeq ($(CUDA),1)
+  LIB_CPP := $(filter-out nn/cuda_absent.cpp,$(LIB_CPP))
+else
+  LIB_CPP := $(filter-out $(CUDA_CPP),$(LIB_CPP))
+  LIB_CU  :=
+endif
 LIB_OBJ  := $(LIB_CPP:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(CU_BUILD)/%.cu.o)
-TEST_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard tests/*.cpp))
+TEST_OBJ := $(patsubst %.cpp,$(BUILD)/%.o,$(filter-out $(if $(filter 0,$(CUDA)),$(CUDA_TESTS)),$(wildcard tests/*.cpp)))
 APP_OBJ  := $(BUILD)/tools/spinprune.o
 LIB      := $(BUILD)/libspinprune.a
-# The release program goes to bin/; DEBUG/SAN builds keep theirs in their build directory.
-APP      := $(if $(filter release,$(CONFIG)),bin/spinprune,$(BUILD)/bin/spinprune)
+# The release program goes to bin/ (the CPU-only one too where it is the machine's default);
+# DEBUG/SAN builds and a CUDA=0 asked for on the command line keep theirs in their build directory.
+APP      := $(if $(or $(filter release,$(CONFIG)),$(and $(filter release-cpu,$(CONFIG)),$(filter-out command line,$(origin CUDA)))),bin/spinprune,$(BUILD)/bin/spinprune)
 TESTS    := $(BUILD)/spinprune_tests
 
 DEB_PACKAGES := doctest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist zlib1g-dev libopenblas-dev python3-matplotlib \
@@ -152,7 +177,8 @@ check-deps:
 
 print-deps:  ## where the build finds the CUDA libraries, cuDNN, zlib and the headers; then loads each library
 	@$(FIND_DEPS) --report; status=$$?; \
-	$(MAKE) --no-print-directory $(BUILD)/bin/deps_check >/dev/null && $(BUILD)/bin/deps_check || status=1; exit $$status
+	$(if $(filter 1,$(CUDA)),$(MAKE) --no-print-directory $(BUILD)/bin/deps_check >/dev/null && $(BUILD)/bin/deps_check || status=1;) \
+	exit $$status
 
 $(BUILD)/bin/deps_check: tools/deps_check.cpp | check-deps
 	@mkdir -p $(dir $@)
@@ -327,25 +353,28 @@ ncu:  ## one kernel of ours (KERNEL=name, a regex) under Nsight Compute during a
 # $(FUZZ_DIR)/corpus); a crash, hang or leak leaves its input in $(FUZZ_DIR)/artifacts/TARGET/.
 FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
-FUZZ_DIR     := $(BUILD_ROOT)/fuzz
+FUZZ_DIR     := $(BUILD_ROOT)/fuzz$(if $(filter 0,$(CUDA)),-cpu)
 FUZZ_TARGETS := idx cifar config checkpoint mask
 FUZZ_SRC     := data/idx.cpp data/cifar.cpp data/dataset.cpp nn/checkpoint.cpp train/config.cpp nn/tensor.cpp \
-                nn/buffer.cpp nn/device.cpp nn/cuda/memory.cpp kernels/check.cpp kernels/error.cpp
-FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(CU_BUILD)/kernels/elementwise.cu.o
+                nn/buffer.cpp nn/device.cpp kernels/error.cpp \
+                $(if $(filter 1,$(CUDA)),nn/cuda/memory.cpp kernels/check.cpp,nn/cuda_absent.cpp)
+FUZZ_OBJ     := $(FUZZ_SRC:%.cpp=$(FUZZ_DIR)/obj/%.o) $(if $(filter 1,$(CUDA)),$(CU_BUILD)/kernels/elementwise.cu.o)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP $(INCLUDES) $(DEFS)
-FUZZ_LDLIBS  := $(DEP_LDFLAGS) $(DEP_LIBS)
+# What the instrumented sources call beyond themselves (train/config.cpp reads the method
+# registry, which reaches most of the library) comes uninstrumented from the library.
+FUZZ_LDLIBS  := $(LIB) -fopenmp $(DEP_LDFLAGS) $(LDLIBS)
 FUZZ_MAX_LEN := idx=4096 cifar=16384 config=8192 checkpoint=4096 mask=4096
 
 $(FUZZ_DIR)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(call say,CLANG,$<) $(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ)
-	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+$(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/fuzz/%_fuzz.o $(FUZZ_OBJ) $(LIB)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $(filter-out $(LIB),$^) $(FUZZ_LDLIBS)
 
-$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ)
-	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
+$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/fuzz/make_seeds.o $(FUZZ_OBJ) $(LIB)
+	$(call say,LINK,$@) $(FUZZ_CXX) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $(filter-out $(LIB),$^) $(FUZZ_LDLIBS)
 
 fuzz-deps:  ## install clang with libFuzzer when missing (apt-get)
 	@echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' | \

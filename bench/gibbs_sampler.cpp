@@ -10,7 +10,7 @@
 #include <string>
 
 #include "bench/timing.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "nn/device.h"
 #include "pruning/gibbs.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "bench/timing.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
 #include "nn/models/model.h"

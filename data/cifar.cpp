@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "data/split.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/context.h"
 
 namespace sp {

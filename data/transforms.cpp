@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "kernels/augment.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/cuda/stream.h"
 
 namespace sp {

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "fuzz/fuzz_input.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 
 using namespace sp;

@@ -7,7 +7,7 @@
 
 #include "data/cifar.h"
 #include "fuzz/fuzz_input.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 using namespace sp;
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "train/config.h"
 #include "train/toml.h"
 

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 
 using namespace sp;

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <cuda_runtime.h>
+#include "kernels/cuda_types.h"
 
 #include "kernels/philox.h"
 

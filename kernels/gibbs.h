@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include <cuda_runtime.h>
+#include "kernels/cuda_types.h"
 
 #include "kernels/philox.h"
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <cuda_runtime.h>
+#include "kernels/cuda_types.h"
 
 namespace sp::kernels {
 

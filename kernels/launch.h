@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-#include "kernels/check.h"
+#include "kernels/check.h"  // SP_CHECK_LAUNCH
 
 namespace sp::kernels {
 

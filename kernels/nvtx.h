@@ -1,15 +1,22 @@
 // A scoped NVTX range (header-only NVTX3), usable from g++-compiled host code:
 //   { sp::NvtxRange range("conv1.forward"); ... }  shows as one named span on an Nsight timeline.
+// A build without CUDA (SP_WITH_CUDA=0) has no NVTX: the range does nothing.
 #pragma once
 
+#if SP_WITH_CUDA
 #include <nvtx3/nvToolsExt.h>
+#endif
 
 namespace sp {
 
 class NvtxRange {
 public:
+#if SP_WITH_CUDA
     explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
     ~NvtxRange() { nvtxRangePop(); }
+#else
+    explicit NvtxRange(const char*) {}
+#endif
     NvtxRange(const NvtxRange&) = delete;
     NvtxRange& operator=(const NvtxRange&) = delete;
 };

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -1,8 +1,15 @@
-// Context: creation and teardown of the CUDA stream and library handles.
+// Context: creation and teardown of the CUDA stream and library handles (none in a build without
+// CUDA, where a CUDA context cannot be made).
 #include "nn/context.h"
+
+#if SP_WITH_CUDA
+#include <cusolverDn.h>
 
 #include "kernels/check.h"
 #include "nn/cuda/stream.h"
+#else
+#include "kernels/error.h"
+#endif
 #include "nn/device_memory.h"
 
 namespace sp {
@@ -12,21 +19,25 @@ Context::Context(Device device, uint64_t seed, bool deterministic)
     if (device_ != Device::cuda) return;
     SP_REQUIRE(cuda_available(),
                "context: a CUDA context was asked for but no usable GPU was found: " << cuda_status().reason);
+#if SP_WITH_CUDA
     stream_ = device_stream();
     SP_CHECK(cudnnCreate(&cudnn_));
     SP_CHECK(cudnnSetStream(cudnn_, stream_));
     SP_CHECK(cublasCreate(&cublas_));
     SP_CHECK(cublasSetStream(cublas_, stream_));
     SP_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));  // exact FP32 until set_math
+#endif
 }
 
 Context::~Context() {
+#if SP_WITH_CUDA
     // Destruction must not throw: statuses are ignored here on purpose. The handles may still
     // have work queued; the stream is shared and outlives every context.
     if (stream_) cudaStreamSynchronize(stream_);
     if (cusolver_) cusolverDnDestroy(cusolver_);
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
+#endif
 }
 
 MathMode math_mode_from_name(const std::string& name) {
@@ -40,8 +51,10 @@ const char* math_mode_name(MathMode mode) { return mode == MathMode::tf32 ? "tf3
 
 void Context::set_math(MathMode mode) {
     math_ = mode;
+#if SP_WITH_CUDA
     if (device_ == Device::cuda)
         SP_CHECK(cublasSetMathMode(cublas_, mode == MathMode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+#endif
 }
 
 void Context::require_cuda(const char* what) const {
@@ -54,10 +67,12 @@ cublasHandle_t Context::cublas() const { require_cuda("the cuBLAS handle"); retu
 
 cusolverDnHandle_t Context::cusolver() {
     require_cuda("the cuSOLVER handle");
+#if SP_WITH_CUDA
     if (!cusolver_) {
         SP_CHECK(cusolverDnCreate(&cusolver_));
         SP_CHECK(cusolverDnSetStream(cusolver_, stream_));
     }
+#endif
     return cusolver_;
 }
 

@@ -2,17 +2,13 @@
 // one growable workspace and the per-shape cache of convolution algorithms. Ops take it first.
 #pragma once
 
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#include <cudnn.h>
-#include <cusolverDn.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "kernels/cuda_types.h"
 #include "nn/buffer.h"
 
 namespace sp {

@@ -1,12 +1,17 @@
 // Device detection and the --device choice.
 #include "nn/device.h"
 
+#if SP_WITH_CUDA
 #include "kernels/check.h"
+#else
+#include "kernels/error.h"
+#endif
 
 namespace sp {
 
 const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
+#if SP_WITH_CUDA
 namespace {
 std::string runtime_error_text(const char* call, cudaError_t e) {
     return std::string(call) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
@@ -47,6 +52,24 @@ std::string cuda_device_name() {
     SP_CHECK(cudaGetDeviceProperties(&prop, 0));
     return prop.name;
 }
+
+int cuda_runtime_version() {
+    int version = 0;
+    cudaRuntimeGetVersion(&version);  // works without a GPU
+    return version;
+}
+
+int cudnn_version() { return static_cast<int>(cudnnGetVersion()); }
+#else
+const CudaStatus& cuda_status() {
+    static const CudaStatus status{false, "this spinprune was built without CUDA (make CUDA=0)"};
+    return status;
+}
+
+std::string cuda_device_name() { return ""; }
+int cuda_runtime_version() { return 0; }
+int cudnn_version() { return 0; }
+#endif
 
 Device resolve_device(const std::string& choice, std::string* explanation) {
     auto explain = [&](const std::string& s) { if (explanation) *explanation = s; };

@@ -1,5 +1,6 @@
-// Device memory, host<->device copies and pinned upload staging, behind an interface with no
-// CUDA types in it (implemented in nn/cuda/memory.cpp).
+// Device memory, host<->device copies, pinned upload staging and device timing, behind an
+// interface with no CUDA types in it (implemented in nn/cuda/memory.cpp; in a build without
+// CUDA by nn/cuda_absent.cpp, where every one of them is an error).
 //
 // All device work of the process runs on one CUDA stream (nn/cuda/stream.h): kernels, library
 // calls, copies, and stream-ordered allocation and release from a caching pool. A buffer freed
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 
 #include "nn/device.h"
 
@@ -22,6 +24,9 @@ void release(void* data) noexcept;
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 // Waits for all work queued on the stream.
 void synchronize();
+// Runs `work` (which queues device work) and returns the device time it took in milliseconds,
+// measured between two events recorded on the stream before and after it.
+double timed_ms(const std::function<void()>& work);
 
 // Pinned host memory for repeated uploads (the batch loader's): fill host(n), then upload()
 // queues the copy; the next host() waits only until that copy has left the buffer.

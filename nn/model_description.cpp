@@ -1,6 +1,6 @@
 // describe_model: a model's description for its checkpoints (nn/checkpoint.h). Apart from the
 // checkpoint reader, so the reader (and its fuzz target) needs none of the layers.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "nn/models/model.h"
 

@@ -5,16 +5,12 @@
 #include <algorithm>
 #include <string>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 
 namespace sp {
 
 namespace {
-
-// Runs the same op on the backend of the context's device.
-#define SP_DISPATCH(op, ...) \
-    (ctx.device() == Device::cpu ? cpu::op(__VA_ARGS__) : cuda::op(__VA_ARGS__))
 
 void require_on(const Context& ctx, const char* op, const char* what, const Tensor& t) {
     SP_REQUIRE(t.defined() || t.numel() == 0, op << ": " << what << " is not allocated");

@@ -1,7 +1,7 @@
 // Optimizer steps over the flat parameter buffers (see nn/optim.h).
 #include "nn/optim.h"
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

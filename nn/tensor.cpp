@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/kernels.h"
 #include "nn/cuda/stream.h"
 

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 
 namespace sp {

@@ -6,7 +6,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"
 #include "pruning/importance.h"

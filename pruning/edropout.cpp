@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 #include "pruning/accounting.h"
 

@@ -18,7 +18,7 @@
 // MaskSpace::repair without scores). Padding bits past D in the last word stay 0.
 #include "pruning/evolution.h"
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

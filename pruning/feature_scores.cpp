@@ -6,7 +6,7 @@
 #include <cfloat>
 #include <cmath>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "pruning/importance.h"
 

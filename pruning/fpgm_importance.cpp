@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "pruning/importance.h"
 

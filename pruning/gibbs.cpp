@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cmath>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/gibbs.h"
 #include "kernels/philox.h"
 

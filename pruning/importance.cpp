@@ -6,7 +6,7 @@
 #include <limits>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "nn/layers.h"
 #include "pruning/feature_scores.h"

@@ -5,8 +5,9 @@
 #include <chrono>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
+#include "nn/device_memory.h"
 
 namespace sp {
 
@@ -23,23 +24,10 @@ double measure_latency_ms(Context& ctx, Model& model, int64_t batch, const Laten
     for (int i = 0; i < options.warmup; ++i) model.forward(ctx, x);
     ctx.synchronize();
     std::vector<double> times;
-    if (ctx.device() == Device::cuda) {
-        cudaEvent_t begin, end;
-        SP_CHECK(cudaEventCreate(&begin));
-        SP_CHECK(cudaEventCreate(&end));
-        for (int i = 0; i < options.repeats; ++i) {
-            SP_CHECK(cudaEventRecord(begin, ctx.stream()));
-            model.forward(ctx, x);
-            SP_CHECK(cudaEventRecord(end, ctx.stream()));
-            SP_CHECK(cudaEventSynchronize(end));
-            float ms = 0;
-            SP_CHECK(cudaEventElapsedTime(&ms, begin, end));
-            times.push_back(ms);
-        }
-        cudaEventDestroy(begin);
-        cudaEventDestroy(end);
-    } else {
-        for (int i = 0; i < options.repeats; ++i) {
+    for (int i = 0; i < options.repeats; ++i) {
+        if (ctx.device() == Device::cuda) {
+            times.push_back(device_memory::timed_ms([&] { model.forward(ctx, x); }));
+        } else {
             auto t0 = std::chrono::steady_clock::now();
             model.forward(ctx, x);
             times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/ops.h"
 
 namespace sp {

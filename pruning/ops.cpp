@@ -2,7 +2,7 @@
 // what was expected, then dispatch to the backend of ctx.device() (pruning/backends.h).
 #include "pruning/ops.h"
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/gibbs.h"
 #include "pruning/backends.h"
 #include "pruning/gibbs.h"
@@ -10,10 +10,6 @@
 namespace sp {
 
 namespace {
-
-// Runs the same kernel on the backend of the context's device.
-#define SP_DISPATCH(op, ...) \
-    (ctx.device() == Device::cpu ? cpu::op(__VA_ARGS__) : cuda::op(__VA_ARGS__))
 
 void require_population(const char* op, const PackedShape& shape) {
     SP_REQUIRE(shape.members >= 1 && shape.units >= 1,

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <string>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "data/split.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 
 namespace sp {

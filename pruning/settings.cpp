@@ -3,7 +3,7 @@
 
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <map>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "nn/ops.h"
 #include "pruning/accounting.h"

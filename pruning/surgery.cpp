@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 namespace sp {
 

@@ -10,7 +10,7 @@ Wheels ship versioned library names only (libcudnn.so.9): those are linked by fi
 runtime library is installed; its header and the header-only libraries (doctest, toml++, CLI11,
 nlohmann-json) come from third_party/include (make third-party) or the system.
 
-  find_deps.py --cuda-home DIR [--cudnn-home DIR] [--third-party DIR] --makefile OUT
+  find_deps.py --cuda-home DIR [--cudnn-home DIR] [--third-party DIR] [--no-cuda] --makefile OUT
       writes the fragment the Makefile includes (DEP_* variables)
   find_deps.py --cuda-home DIR ... --report
       prints what was found where, and what is missing (make print-deps)
@@ -90,9 +90,9 @@ def cuda_candidates(name, cuda_home, cudnn_home):
     return places
 
 
-def find(cuda_home, cudnn_home, third_party):
+def find(cuda_home, cudnn_home, third_party, cuda=True):
     found = Found()
-    for name, (header, base) in CUDA_LIBRARIES.items():
+    for name, (header, base) in (CUDA_LIBRARIES.items() if cuda else []):
         for include_dir, lib_dir, origin in cuda_candidates(name, cuda_home, cudnn_home):
             library = library_in(lib_dir, base) if os.path.isdir(lib_dir) else None
             if library and os.path.exists(os.path.join(include_dir, header)):
@@ -124,12 +124,13 @@ def find(cuda_home, cudnn_home, third_party):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuda-home", required=True)
+    parser.add_argument("--no-cuda", action="store_true", help="a build without CUDA: no CUDA library is looked for")
     parser.add_argument("--cudnn-home", default="")
     parser.add_argument("--third-party", default="third_party")
     parser.add_argument("--makefile", help="write the Makefile fragment here")
     parser.add_argument("--report", action="store_true", help="print what was found where")
     args = parser.parse_args()
-    found = find(args.cuda_home, args.cudnn_home, args.third_party)
+    found = find(args.cuda_home, args.cudnn_home, args.third_party, cuda=not args.no_cuda)
     if args.makefile:
         os.makedirs(os.path.dirname(args.makefile) or ".", exist_ok=True)
         with open(args.makefile + ".tmp", "w") as out:

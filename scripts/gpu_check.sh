@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 # The stages build and run the release configuration: a parent make's variables (SAN=1 from
 # `make test SAN=1`, which make puts both in MAKEFLAGS and in the environment) must not switch the
 # configuration under us.
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SAN DEBUG
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SAN DEBUG CUDA
 
 dry_run=0
 [[ ${1:-} == --dry-run ]] && { dry_run=1; shift; }

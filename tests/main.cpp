@@ -31,10 +31,12 @@ unsigned registered_gpu_cases() {
 }
 
 // Why a GPU must be there ("" when none is expected): the environment asks for one, or the
-// driver lists one.
+// driver lists one (to a build with CUDA: a build without it, make CUDA=0, has no GPU cases to
+// run unless asked).
 std::string gpu_expected() {
     const char* require = std::getenv("SPINPRUNE_REQUIRE_GPU");
     if (require && std::string(require) == "1") return "SPINPRUNE_REQUIRE_GPU=1";
+    if (!SP_WITH_CUDA) return "";
     std::string listed;
     if (FILE* p = popen("nvidia-smi -L 2>/dev/null", "r")) {
         char line[512];

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "train/config.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "data/idx.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "tests/harness.h"
 #include "train/config.h"
 #include "train/methods.h"

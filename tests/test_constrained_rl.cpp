@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/models/model.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"

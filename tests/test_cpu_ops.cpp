@@ -5,7 +5,7 @@
 #include <limits>
 #include <numeric>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 #include "nn/cpu/gemm.h"
 #include "tests/harness.h"

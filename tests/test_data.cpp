@@ -23,7 +23,7 @@
 #include "data/split.h"
 #include "data/transforms.h"
 #include "kernels/augment.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "tests/harness.h"
 
 namespace fs = std::filesystem;

@@ -2,7 +2,7 @@
 // mask it applies for the training step.
 #include <doctest/doctest.h>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "pruning/edropout.h"
 #include "tests/harness.h"

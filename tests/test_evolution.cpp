@@ -10,7 +10,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "nn/context.h"
 #include "pruning/evolution.h"

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/gibbs.h"
 #include "nn/layers.h"
 #include "nn/models/model.h"

@@ -74,7 +74,9 @@ void link_matching(const std::filesystem::path& from, const std::string& prefix,
 
 }  // namespace
 
-TEST_CASE("gpu-check: the dry run finds every stage, input, make target and run configuration in place") {
+// The GPU check builds and runs the CUDA configuration: a build without CUDA (make CUDA=0) skips it.
+TEST_CASE("gpu-check: the dry run finds every stage, input, make target and run configuration in place" *
+          doctest::skip(!SP_WITH_CUDA)) {
     // What `make gpu-check` does without a GPU; --dry-run forces it where there is one. Run as
     // from `make test SAN=1` (make hands SAN=1 on in MAKEFLAGS and in the environment): the check
     // still plans the release configuration it builds on the GPU machine.
@@ -114,7 +116,8 @@ TEST_CASE("build: cuDNN and CUDA libraries from PyTorch's NVIDIA wheels (namespa
     REQUIRE_FALSE(fs::exists(site / "nvidia/cudnn/lib/libcudnn.so"));
     REQUIRE_FALSE(fs::exists(site / "nvidia/__init__.py"));
 
-    const std::string make = "make --no-print-directory print-deps CUDA_HOME=" + (root / "cuda").string() +
+    // CUDA=1: the discovery of a CUDA build, also from the suite of a CPU-only one (make CUDA=0).
+    const std::string make = "make --no-print-directory print-deps CUDA=1 CUDA_HOME=" + (root / "cuda").string() +
                              " BUILD_ROOT=" + (root / "build").string();
     std::string out;
     const int status = run_command("PYTHONPATH=" + site.string() + " " + make, &out);

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "train/config.h"
 #include "train/methods.h"
 

@@ -12,7 +12,7 @@
 #include "nn/layers.h"
 #include "nn/models/blocks.h"
 #include "nn/models/model.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "tests/harness.h"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 #include "nn/parameters.h"

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/idx.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/layers.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/models/model.h"
 #include "pruning/mask_space.h"
 #include "pruning/population.h"

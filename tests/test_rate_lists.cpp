@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/models/model.h"
 #include "pruning/baselines.h"
 #include "pruning/mask_space.h"

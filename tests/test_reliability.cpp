@@ -22,7 +22,7 @@
 
 #include "data/cifar.h"
 #include "data/idx.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "nn/device.h"
 #include "nn/models/model.h"

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "pruning/accounting.h"
 #include "pruning/edropout.h"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "nn/models/model.h"
 #include "nn/optim.h"

@@ -12,7 +12,7 @@
 
 #include "data/idx.h"
 #include "harness.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"

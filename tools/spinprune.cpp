@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"

@@ -13,7 +13,7 @@
 #include <set>
 #include <sstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/models/model.h"
 #include "train/methods.h"
 #include "train/toml.h"

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "data/loader.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "pruning/accounting.h"
 #include "pruning/baselines.h"

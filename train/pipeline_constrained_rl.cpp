@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "data/loader.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "pruning/baselines.h"
 #include "pruning/constrained_rl.h"
 #include "train/methods.h"

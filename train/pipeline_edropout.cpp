@@ -3,7 +3,7 @@
 // the best state through the shared stages: fine-tuning, evaluation, compaction, latency. The
 // baseline is the same network with every unit kept (the paper's (F) evaluation), the pruned one
 // has the best state applied ((P)).
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "pruning/edropout.h"
 #include "train/methods.h"
 #include "train/pipeline_stages.h"

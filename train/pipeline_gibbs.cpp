@@ -2,7 +2,7 @@
 // the layer Hamiltonians before every step (GibbsTraining is the phase hook), then the final mask
 // (one draw at the final β, or the top (1 − p) kernels / filters by Σw²) through the shared
 // stages: fine-tuning if [finetune] asks, evaluation, compaction (filter), latency.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "pruning/gibbs.h"
 #include "train/methods.h"
 #include "train/pipeline_stages.h"

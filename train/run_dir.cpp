@@ -1,8 +1,6 @@
 // Run directory creation and its files.
 #include "train/run_dir.h"
 
-#include <cudnn.h>
-#include <cuda_runtime.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 
 namespace sp {
@@ -94,14 +92,12 @@ std::string git_revision() {
 }  // namespace
 
 nlohmann::json environment_info(Device device) {
-    int runtime = 0;
-    cudaRuntimeGetVersion(&runtime);  // works without a GPU
     nlohmann::json info = {
         {"git_revision", git_revision()},
         {"device", device_name(device)},
         {"device_name", device == Device::cuda ? cuda_device_name() : cpu_name()},
-        {"cuda_runtime", runtime},
-        {"cudnn", static_cast<int64_t>(cudnnGetVersion())},
+        {"cuda_runtime", cuda_runtime_version()},
+        {"cudnn", cudnn_version()},
         {"compiler", __VERSION__},
     };
     return info;

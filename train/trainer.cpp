@@ -17,7 +17,7 @@
 #include "data/idx.h"
 #include "data/loader.h"
 #include "data/split.h"
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"

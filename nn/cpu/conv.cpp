@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 #include "nn/cpu/common.h"
 #include "nn/cpu/gemm.h"

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 
 #if defined(SP_USE_CBLAS)
 #include <cblas.h>

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 #include "nn/cpu/common.h"
 

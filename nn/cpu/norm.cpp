@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 #include "nn/cpu/common.h"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 #include "nn/cpu/common.h"
 

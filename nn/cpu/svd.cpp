@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/backends.h"
 
 namespace sp::cpu {

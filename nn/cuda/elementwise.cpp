@@ -1,6 +1,6 @@
 // Elementwise, channel and random ops of the CUDA backend: thin wrappers over the launchers
 // of kernels/kernels.h on the context's stream.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/kernels.h"
 #include "nn/backends.h"
 

@@ -1,5 +1,5 @@
-// Stream-ordered device memory from CUDA's caching pool, copies on the device stream, and the
-// pinned upload staging (nn/device_memory.h, nn/cuda/stream.h).
+// Stream-ordered device memory from CUDA's caching pool, copies on the device stream, the pinned
+// upload staging and event timing (nn/device_memory.h, nn/cuda/stream.h).
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -80,6 +80,27 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
 }
 
 void synchronize() { SP_CHECK(cudaStreamSynchronize(device_stream())); }
+
+double timed_ms(const std::function<void()>& work) {
+    cudaEvent_t begin = nullptr, end = nullptr;
+    SP_CHECK(cudaEventCreate(&begin));
+    float ms = 0;
+    try {
+        SP_CHECK(cudaEventCreate(&end));
+        SP_CHECK(cudaEventRecord(begin, device_stream()));
+        work();
+        SP_CHECK(cudaEventRecord(end, device_stream()));
+        SP_CHECK(cudaEventSynchronize(end));
+        SP_CHECK(cudaEventElapsedTime(&ms, begin, end));
+    } catch (...) {
+        cudaEventDestroy(begin);
+        if (end) cudaEventDestroy(end);
+        throw;
+    }
+    cudaEventDestroy(begin);
+    cudaEventDestroy(end);
+    return ms;
+}
 
 UploadStaging::~UploadStaging() {
     // Statuses ignored: destructors must not throw.

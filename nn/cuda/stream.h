@@ -1,7 +1,7 @@
 // The one CUDA stream all device work of the process is queued on (see nn/device_memory.h).
 #pragma once
 
-#include <cuda_runtime.h>
+#include "kernels/cuda_types.h"
 
 namespace sp {
 

@@ -1,5 +1,5 @@
 // Composition: Sequential, the residual add and channel concatenation nodes, and the loss.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
 

@@ -1,6 +1,6 @@
 // Conv2d and Linear (weights from the parameter store), and the pruning masks they and
 // BatchNorm2d apply on the fly (LayerMasks, see nn/layers.h).
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
 

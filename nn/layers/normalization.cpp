@@ -1,5 +1,5 @@
 // BatchNorm2d (batch statistics in training, running statistics in eval) and LocalResponseNorm.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
 

@@ -1,5 +1,5 @@
 // Parameter-free layers: ReLU, pooling, global average pooling, Flatten, Dropout.
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 #include "nn/layers.h"
 

@@ -1,7 +1,7 @@
 // Residual basic block, fire module and option-A shortcut (see blocks.h).
 #include "nn/models/blocks.h"
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 
 namespace sp {

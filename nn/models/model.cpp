@@ -3,7 +3,7 @@
 
 #include <functional>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "kernels/nvtx.h"
 
 namespace sp {

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <type_traits>
 
-#include "kernels/check.h"
+#include "kernels/error.h"
 #include "nn/models/model.h"
 
 namespace sp {
