@@ -138,6 +138,7 @@ void visit_feature_maps(Context& ctx, MaskSpace& space, const Tensor& images, co
             // Conv/BN maps (B, C, H, W); a linear layer's neurons (B, F) are 1×1 maps.
             visit(i, y->rank() == 4 ? y->view() : y->reshaped(Shape{b, y->dim(1), 1, 1}));
         }
+        if (o.on_batch) o.on_batch(first + b, n);
     }
 }
 

@@ -25,6 +25,8 @@ struct FeatureScoreOptions {
     int64_t batch_size = 128;  // images per forward
     // Score the map after ReLU (the energy-aware paper as we read it, and HRank), else the BN output itself.
     bool post_relu = true;
+    // Called after each batch with the images scored so far and the total (progress lines).
+    std::function<void(int64_t done, int64_t total)> on_batch = nullptr;
 };
 
 // The singular values of the maps come from map_singular_values, an op of nn/ops.h.

@@ -73,6 +73,7 @@ std::vector<float> map_scores(const ScoreInput& in, FeatureCriterion criterion) 
     o.criterion = criterion;
     o.images = in.images->dim(0);
     o.post_relu = in.post_relu;
+    o.on_batch = in.on_progress;
     return feature_map_scores(in.ctx, in.space, *in.images, o);
 }
 

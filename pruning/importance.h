@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct ScoreInput {
     const Tensor* images = nullptr;
     const Tensor* labels = nullptr;
     bool post_relu = true;  // feature-map scorers: the map after ReLU, else the BN output
+    // Scorers that read data call it with the images scored so far and the total (progress).
+    std::function<void(int64_t done, int64_t total)> on_progress = nullptr;
 };
 
 struct Importance {

@@ -74,6 +74,7 @@ std::vector<float> taylor_scores(const ScoreInput& in) {
                 }
             }
         for (size_t u = 0; u < sums.size(); ++u) sums[u] += term[u] * term[u];
+        if (in.on_progress) in.on_progress(first + b, n);
     }
     std::vector<float> scores(sums.size());
     for (size_t u = 0; u < sums.size(); ++u) scores[u] = static_cast<float>(sums[u] / static_cast<double>(batches));

@@ -149,6 +149,12 @@ def local_slots(jobs, device):
     return slots
 
 
+def clock(seconds):
+    """'1:05', '1:02:03': a duration for people."""
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def run_here(runs, binary, device, jobs):
     """Runs `runs` on this machine, `jobs` at once (1: one after another, nothing pinned). Returns
     (run, exit status) for each run that did not finish: status None for those a stop signal
@@ -159,6 +165,7 @@ def run_here(runs, binary, device, jobs):
         slots.put(slot)
     lock = threading.Lock()
     status = {}  # index in runs -> exit status of the runs that started
+    started_at, ended = time.monotonic(), []
 
     def one(i, run):
         slot = slots.get()
@@ -173,7 +180,12 @@ def run_here(runs, binary, device, jobs):
             with lock:
                 status[i] = rc
                 what = ("done" if rc == 0 else "stopped with a checkpoint" if rc == INTERRUPTED else f"failed (exit {rc})")
-                print(f"sweep: {run.label()} {what}" + (f", see {run.log}" if rc else ""), flush=True)
+                ended.append(i)
+                elapsed = time.monotonic() - started_at
+                left = elapsed / len(ended) * (len(runs) - len(ended))  # at the mean pace so far
+                progress = f"{len(ended)}/{len(runs)} ended, {clock(elapsed)} elapsed" + \
+                    (f", about {clock(left)} left" if len(ended) < len(runs) else "")
+                print(f"sweep: {run.label()} {what}" + (f", see {run.log}" if rc else "") + f" ({progress})", flush=True)
         finally:
             slots.put(slot)
 

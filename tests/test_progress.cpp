@@ -19,7 +19,7 @@ TEST_CASE("progress: durations read as m:ss or h:mm:ss") {
     CHECK(clock_text(-3) == "0:00");
 }
 
-TEST_CASE("progress: a training epoch logs its steps, time and time left; --quiet prints nothing" *
+TEST_CASE("progress: a training epoch and scoring from data log their progress; --quiet prints nothing" *
           doctest::skip(!fashion_mnist_available())) {
     namespace fs = std::filesystem;
     const fs::path dir = fs::temp_directory_path() / ("spinprune_progress_" + std::to_string(::getpid()));
@@ -42,5 +42,13 @@ TEST_CASE("progress: a training epoch logs its steps, time and time left; --quie
     CHECK(out.find("train epoch 1: train loss") != std::string::npos);
     REQUIRE(test::run_command("SPINPRUNE_PROGRESS_SECONDS=0 " + train + (dir / "c").string() + " --quiet", &out) == 0);
     CHECK(out.empty());
+    // Scoring from data reports its images (here a criterion that reads data replacing l1-filter's
+    // norms, which need none: the images are loaded for the importance actually used).
+    REQUIRE(test::run_command("SPINPRUNE_PROGRESS_SECONDS=0 " + test::spinprune_program() + " prune --checkpoint " +
+                                  (dir / "a" / "model.safetensors").string() +
+                                  " --set 'prune.method=\"l1-filter\"' --set 'prune.scoring.criterion=\"rank\"'"
+                                  " --set prune.scoring.images=100 --set prune.keep=0.4 --set finetune.epochs=0 --out " + (dir / "d").string(),
+                              &out) == 0);
+    CHECK(out.find("prune: rank scores  100/100 images") != std::string::npos);
     fs::remove_all(dir);
 }

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "data/loader.h"
 #include "kernels/error.h"
@@ -16,6 +17,7 @@
 #include "pruning/surgery.h"
 #include "train/methods.h"
 #include "train/pipeline_stages.h"
+#include "train/progress_line.h"
 
 namespace sp {
 
@@ -51,10 +53,13 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
     const PruneConfig& p = run.config.prune;
     const PruneMethod& method = *find_method(p.method);
     if (method.kind == MethodKind::searches) return method.search(run, space);
+    PruneMethod scoring = method;  // [prune.scoring] criterion replaces its importance
+    if (!p.scoring.criterion.empty()) scoring.importance = &criterion_importance(p.scoring.criterion);
     ScoreInput in{*run.ctx, space, static_cast<uint64_t>(run.config.seed)};
     in.post_relu = p.scoring.post_relu;
     Batch batch;  // the first training images, for the importances that score from data
-    if (method.importance && method.importance->needs_data) {
+    std::unique_ptr<ProgressLine> line;
+    if (scoring.importance && scoring.importance->needs_data) {
         LoaderOptions lo;
         lo.batch_size = std::min(p.scoring.images, run.data.split.train.size());
         lo.shuffle = false;
@@ -64,9 +69,10 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
         batch = loader.next();
         in.images = &batch.images;
         in.labels = &batch.labels;
+        line = std::make_unique<ProgressLine>(std::string("prune: ") + scoring.importance->name + " scores",
+                                              batch.images.dim(0), "images", run.options.quiet);
+        in.on_progress = [&line, start = Clock::now()](int64_t done, int64_t) { line->show(done, seconds_since(start)); };
     }
-    PruneMethod scoring = method;  // [prune] criterion replaces its importance
-    if (!p.scoring.criterion.empty()) scoring.importance = &criterion_importance(p.scoring.criterion);
     return scored_state(scoring, in, PruneTarget{budget_from_name(p.budget), p.keep}, segment_rates(run.config, space));
 }
 
