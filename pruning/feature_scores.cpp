@@ -69,14 +69,6 @@ void mean_map_scores(Context& ctx, const Tensor& maps, FeatureCriterion criterio
     out.copy_from(Tensor::from_host(mean, out.shape(), Device::cpu));
 }
 
-// Eval mode for the duration of the scoring, whatever happens.
-struct EvalModeGuard {
-    Model& model;
-    bool was_training;
-    explicit EvalModeGuard(Model& m) : model(m), was_training(m.training()) { model.set_training(false); }
-    ~EvalModeGuard() { model.set_training(was_training); }
-};
-
 }  // namespace
 
 void nuclear_norms(Context& ctx, const Tensor& maps, bool relu, Tensor& out) {
@@ -117,7 +109,7 @@ void visit_feature_maps(Context& ctx, MaskSpace& space, const Tensor& images, co
     const int64_t n = std::min(o.images, images.dim(0));
     SP_REQUIRE(n > 0, "feature maps: no images");
 
-    EvalModeGuard eval(model);
+    EvalModeScope eval(model);
     const int64_t per_image = images.numel() / images.dim(0);
     // A read-only view of each batch: forward never writes its input.
     float* base = const_cast<float*>(images.data());

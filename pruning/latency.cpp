@@ -19,8 +19,7 @@ double measure_latency_ms(Context& ctx, Model& model, int64_t batch, const Laten
     for (size_t i = 0; i < values.size(); ++i) values[i] = stream_uniform(key, i);
     Tensor x = Tensor::from_host(values, Shape{batch, in[0], in[1], in[2]}, ctx.device());
 
-    const bool was_training = model.training();
-    model.set_training(false);
+    EvalModeScope eval(model);
     for (int i = 0; i < options.warmup; ++i) model.forward(ctx, x);
     ctx.synchronize();
     std::vector<double> times;
@@ -33,7 +32,6 @@ double measure_latency_ms(Context& ctx, Model& model, int64_t batch, const Laten
             times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
     }
-    model.set_training(was_training);
     std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
     return times[times.size() / 2];
 }

@@ -39,12 +39,7 @@ std::vector<float> taylor_scores(const ScoreInput& in) {
     SP_REQUIRE(in.labels->numel() == images.dim(0),
                "taylor: " << images.dim(0) << " images but " << in.labels->numel() << " labels");
     ParameterStore& store = model.parameters();
-    struct EvalMode {  // for the duration of the scoring, whatever happens
-        Model& model;
-        bool was_training = model.training();
-        ~EvalMode() { model.set_training(was_training); }
-    } eval{model};
-    model.set_training(false);
+    EvalModeScope eval(model);
     SoftmaxCrossEntropy loss;
     const int64_t n = images.dim(0), per_image = images.numel() / n;
     std::vector<double> sums(static_cast<size_t>(space.size()), 0.0), term(sums.size());

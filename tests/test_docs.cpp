@@ -84,7 +84,7 @@ bool document_extension(const std::string& token) {
 }
 
 // A placeholder component, as in "experiments/NAME.toml" ("make exp EXP=name"). Only NAME: an
-// all-capitals rule would also pass a missing "docs/DESIGN.md".
+// all-capitals rule would also pass a missing "docs/GUIDE.md".
 bool has_placeholder(const std::string& token) {
     std::string component;
     std::stringstream parts(token);
@@ -170,7 +170,7 @@ TEST_CASE("docs: every reference to a repository file names one that exists") {
 
     // The checker itself: an invented file is caught, existing and external names are not.
     const auto dangling = [&](const std::string& text) { return dangling_references("x.md", text, top_dirs, base_names).size(); };
-    CHECK(dangling("see pruning/no_such_file.h, METHODS.md and docs/DESIGN.md") == 3);
+    CHECK(dangling("see pruning/no_such_file.h, NOTES.md and docs/GUIDE.md") == 3);
     CHECK(dangling("see pruning/gibbs.h, docs/methods.md and op_list.inc; runs/NAME/x.toml, data/cifar-10") == 0);
     CHECK(dangling("https://example.org/pruning/nothing.h <toml++/toml.h>") == 0);
 }

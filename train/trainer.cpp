@@ -327,8 +327,7 @@ EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Norma
     lo.normalization = norm;
     lo.device = ctx.device();
     BatchLoader loader(data, lo);
-    const bool was_training = model.training();
-    model.set_training(false);
+    EvalModeScope eval(model);
     EvalResult r;
     double loss_sum = 0;
     int64_t top1 = 0, top5 = 0;
@@ -342,7 +341,6 @@ EvalResult evaluate(Context& ctx, Model& model, const Dataset& data, const Norma
         top5 += topk_correct(ctx, logits, batch.labels, k5);
         r.images += n;
     }
-    model.set_training(was_training);
     if (r.images > 0) {
         r.loss = loss_sum / r.images;
         r.top1 = 100.0 * top1 / r.images;

@@ -89,6 +89,20 @@ private:
     std::vector<LayerWiring> wiring_;
 };
 
+// Eval mode for a scope (scoring, evaluation, timing), whatever happens in it: the mode the model
+// had is restored on exit.
+class EvalModeScope {
+public:
+    explicit EvalModeScope(Model& model) : model_(model), was_training_(model.training()) { model_.set_training(false); }
+    ~EvalModeScope() { model_.set_training(was_training_); }
+    EvalModeScope(const EvalModeScope&) = delete;
+    EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+private:
+    Model& model_;
+    bool was_training_;
+};
+
 // Names accepted by make_model.
 std::vector<std::string> model_names();
 
