@@ -298,7 +298,7 @@ PROFILE_EXP  ?= fashion_mnist_lenet_edropout
 PROFILE_SHORT := --set train.epochs=1 --set data.train_subset=2048 --set data.validation=512 --set finetune.epochs=1
 COST_STUDIES = $(wildcard bench/results/*_cost_study.json)
 
-.PHONY: repro-edropout repro-gibbs repro-energy-aware repro-crl repro-all compare-fmnist report profile ncu cost-study
+.PHONY: repro-edropout repro-gibbs repro-energy-aware repro-crl repro-all compare-fmnist study-fmnist study-report report profile ncu cost-study
 
 # $(call repro,name,lists,data targets)
 define repro
@@ -325,6 +325,24 @@ repro-all: deps  ## every paper's experiments in one table (runs/repro-all/repor
 
 compare-fmnist: deps  ## every method on Fashion-MNIST LeNet at 40% of the parameters (CPU, under an hour: COMPARE_ARGS)
 	$(call repro,compare-fmnist,experiments/repro/compare-fmnist.txt $(COMPARE_ARGS))
+
+# The full comparison: every method on all of Fashion-MNIST at 40% and 15% of the parameters, the
+# small CNN and then its wide variant, SEEDS seeds, seed by seed; days on a CPU. Each completed run
+# is kept without its weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later
+# `make study-fmnist` on any machine runs only what is missing there. study-report: the report alone.
+STUDY_LISTS   ?= experiments/repro/study-fmnist-lenet.txt experiments/repro/study-fmnist-wide.txt
+STUDY_ARCHIVE ?= bench/results/study_fmnist/runs
+STUDY_REPORT   = $(PYTHON) scripts/study_report.py $(STUDY_ARCHIVE) --out $(patsubst %/,%,$(dir $(STUDY_ARCHIVE))) \
+  --command "make study-fmnist" $(addprefix --expect ,$(STUDY_LISTS))
+
+study-fmnist: deps  ## every method, full Fashion-MNIST, 40% and 15% of the parameters, small and wide CNN, SEEDS seeds (days on a CPU; resumable; kept in STUDY_ARCHIVE)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	$(REPRO) $(STUDY_LISTS) --seeds $(SEEDS) --out $(RUNS_ROOT)/study-fmnist --archive $(STUDY_ARCHIVE) --latency \
+	  --report $(RUNS_ROOT)/study-fmnist/report --title study-fmnist $(SCHED_ARGS) $(REPRO_ARGS)
+	$(STUDY_REPORT)
+
+study-report:  ## the study's report (tables, paired statistics, plots) from STUDY_ARCHIVE alone
+	$(STUDY_REPORT)
 
 report:  ## tables (Markdown + CSV) and plots (PNG + SVG) from run directories: make report RUNS=dir
 	@test -n "$(RUNS)" || { echo "make report: name the run directories, e.g. make report RUNS=runs/compare-fmnist"; exit 2; }

@@ -1,6 +1,8 @@
 // Device detection and the --device choice.
 #include "nn/device.h"
 
+#include <fstream>
+
 #if SP_WITH_CUDA
 #include "kernels/check.h"
 #else
@@ -10,6 +12,17 @@
 namespace sp {
 
 const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+std::string cpu_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, model;
+    int cores = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) == 0 && model.empty()) model = line.substr(line.find(':') + 2);
+        if (line.rfind("processor", 0) == 0) ++cores;
+    }
+    return model.empty() ? "host CPU" : model + " (" + std::to_string(cores) + " cores)";
+}
 
 #if SP_WITH_CUDA
 namespace {

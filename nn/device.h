@@ -21,6 +21,8 @@ const CudaStatus& cuda_status();
 inline bool cuda_available() { return cuda_status().usable; }
 // Name of GPU 0 as the driver reports it ("" without a GPU).
 std::string cuda_device_name();
+// "<model name> (<n> cores)" from /proc/cpuinfo, or "host CPU".
+std::string cpu_name();
 // The CUDA runtime and cuDNN versions this program runs with (no GPU needed; 0 in a build
 // without CUDA), as the libraries report them (e.g. 13000, 91900).
 int cuda_runtime_version();

@@ -157,16 +157,42 @@ def read_papers(path):
     return papers
 
 
+def toml_override(override):
+    """section.key=value with the value as TOML: a value that is not TOML (name=my_run,
+    prune.budget=macs) is a string and gets its quotes."""
+    key, _, value = override.partition("=")
+    if tomllib is None:
+        return override
+    try:
+        tomllib.loads(f"v = {value}")
+    except tomllib.TOMLDecodeError:
+        value = json.dumps(value)
+    return f"{key}={value}"
+
+
+def apply_overrides(config, overrides):
+    """config (a dict read from TOML) with section.key=value overrides applied."""
+    for o in overrides if tomllib is not None else []:
+        key, _, value = toml_override(o).partition("=")
+        *sections, last = key.split(".")
+        d = config
+        for s in sections:
+            d = d.setdefault(s, {})
+        d[last] = tomllib.loads(f"v = {value}")["v"]
+    return config
+
+
 def read_list(path):
     """A repro list: one config (path or glob, relative to the repository root) per line, then
-    optional section.key=value overrides; '#' starts a comment. Returns [(pattern, overrides)]."""
+    optional section.key=value overrides (a value that is not TOML is a string: name=my_run);
+    '#' starts a comment. Returns [(pattern, overrides)], the overrides as TOML."""
     entries = []
     with open(path) as f:
         for line in f:
             line = line.split("#", 1)[0].strip()
             if line:
                 tokens = shlex.split(line)
-                entries.append((tokens[0], tokens[1:]))
+                entries.append((tokens[0], [toml_override(o) for o in tokens[1:]]))
     return entries
 
 
@@ -187,12 +213,12 @@ def expected_groups(list_paths, root):
     """The configs the lists ask for, by experiment name, and the patterns that match none yet."""
     expected, missing = {}, []
     for list_path in list_paths:
-        for pattern, _ in read_list(list_path):
+        for pattern, overrides in read_list(list_path):
             matches = sorted(glob.glob(os.path.join(root, pattern)))
             if not matches:
                 missing.append(pattern)
             for m in matches:
-                config = read_config(m)
+                config = apply_overrides(read_config(m), overrides)
                 expected[config["name"]] = config
     return expected, missing
 

@@ -2,19 +2,32 @@
 """Runs the experiments of repro lists over seeds with bin/spinprune, then the results table.
 
     scripts/repro.py experiments/repro/edropout.txt [...] --seeds 3 --out runs/repro-edropout
+        [--archive DIR] [--latency] [--report DIR]
         [--sched serial | local --jobs N | slurm [--wait] [--partition P --time T ...]]
 
 A list names one config per line (a path or glob from the repository root) with optional
-section.key=value overrides; a pattern that matches no config yet is reported as "not run"; an
-argument ending in .toml is one config. Run i of a config goes to OUT/<experiment>/seed<i> with
---seed i; a run whose summary.json says completed is skipped, a partial one is resumed, a failed
-one is logged and the others go on. The runs go one after another, N at once on this machine, or
-to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an estimate of
-the run time; at the end (with Slurm: with --wait), the runs not completed and the table.
+section.key=value overrides (name=... renames the run, so one config can make several rows);
+a pattern that matches no config yet is reported as "not run"; an argument ending in .toml is
+one config. Run i of a config goes to OUT/<experiment>/seed<i> with --seed i; the runs go list by
+list, seed by seed (every experiment of a list with seed 1 first), so a study stopped early has
+whole seeds. A run whose summary.json says completed is skipped, a partial one is resumed, a
+failed one is logged and the others go on. The runs go one after another, N at once on this
+machine, or to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an
+estimate of the run time; at the end (with Slurm: with --wait), the runs not completed and the
+table.
+
+--latency times each completed run's final network (and its dense baseline) with `spinprune
+latency` on one core, batch 1 and 128, the fastest of 5 rounds, into the run's latency.json.
+--archive DIR keeps the small files of every completed run (config, summary, metrics, latency;
+no weights) in DIR/<experiment>/seed<i>: a run complete there is not run again, and the report is
+written from DIR, so a study that spans many machines and days lives in a folder one commits.
 """
 import argparse
 import glob
+import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -33,35 +46,28 @@ TRAIN_IMAGES = {"fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 RATE = {"cpu": 2e9, "cuda": 3e12}
 
 
-def apply_overrides(config, overrides):
-    for o in overrides:
-        key, _, value = o.partition("=")
-        *sections, last = key.split(".")
-        d = config
-        for s in sections:
-            d = d.setdefault(s, {})
-        try:
-            d[last] = report.tomllib.loads(f"v = {value}")["v"]
-        except report.tomllib.TOMLDecodeError:
-            d[last] = value
-
-
-def measured_images_per_s(out, model, dataset):
-    """Training throughput of earlier runs of the same model and dataset under `out`."""
+def measured_images_per_s(earlier, config):
+    """Training throughput of earlier runs (report.Run) of the same model, widths and dataset."""
     rates = []
-    for run in report.find_runs([out]) if os.path.isdir(out) else []:
-        if run.model == model and run.dataset == dataset:
+    for run in earlier:
+        if model_key(run.config) == model_key(config) and \
+                run.dataset == config.get("data", {}).get("dataset", "fashion-mnist"):
             rates += [m["images_per_s"] for m in run.metrics if m.get("phase") == "train" and m.get("images_per_s")]
     return sum(rates) / len(rates) if rates else None
 
 
-def estimate_s(config, out, device):
+def model_key(config):
+    """The architecture and its widths: what sets a run's throughput."""
+    return config.get("model", {}).get("name", "lenet"), config.get("model", {}).get("widths", {})
+
+
+def estimate_s(config, earlier, device):
     model = config.get("model", {}).get("name", "lenet")
     dataset = config.get("data", {}).get("dataset", "fashion-mnist")
     images = config.get("data", {}).get("train_subset") or TRAIN_IMAGES.get(dataset, 50000)
     images -= config.get("data", {}).get("validation", 5000)
     epochs = config.get("train", {}).get("epochs", 3) + config.get("finetune", {}).get("epochs", 0)
-    rate = measured_images_per_s(out, model, dataset)
+    rate = measured_images_per_s(earlier, config)
     if rate is None:
         macs = MACS.get(model, 100e6) * (0.77 if dataset == "fashion-mnist" else 1.0)
         rate = RATE[device] / (3 * macs)
@@ -69,19 +75,74 @@ def estimate_s(config, out, device):
 
 
 def resolve(lists, root):
-    """(config path, overrides) for every config the lists name; patterns that match nothing.
+    """(list, config path, overrides) for every config the lists name; patterns that match nothing.
     An argument ending in .toml is a config itself, and must exist."""
     configs, missing = [], []
     for list_path in lists:
         if list_path.endswith(".toml"):
-            configs.append((os.path.abspath(list_path), []))
+            configs.append((list_path, os.path.abspath(list_path), []))
             continue
         for pattern, overrides in report.read_list(list_path):
             matches = sorted(glob.glob(os.path.join(root, pattern)))
             if not matches:
                 missing.append(pattern)
-            configs += [(m, overrides) for m in matches]
+            configs += [(list_path, m, overrides) for m in matches]
     return configs, missing
+
+
+# What --archive keeps of a completed run: everything but the weights; summary.json last, since it
+# is what marks the archived run complete.
+ARCHIVED_FILES = ("config.toml", "environment.json", "metrics.jsonl", "rl_updates.jsonl", "latency.json", "summary.json")
+
+
+def archive_run(run, archive):
+    """Copies the run's small files to ARCHIVE/<experiment>/seed<i>, each written atomically."""
+    dest = os.path.join(archive, run.name, f"seed{run.seed}")
+    os.makedirs(dest, exist_ok=True)
+    for name in ARCHIVED_FILES:
+        src = os.path.join(run.dir, name)
+        if os.path.exists(src):
+            shutil.copyfile(src, os.path.join(dest, name + ".tmp"))
+            os.replace(os.path.join(dest, name + ".tmp"), os.path.join(dest, name))
+    return dest
+
+
+# The networks --latency times: the final one (compacted where filters went, else masked) and the
+# dense baseline; a run without pruning has the baseline only.
+LATENCY_MODELS = (("pruned", "pruned.safetensors"), ("dense", "baseline.safetensors"))
+
+
+def measure_latency(run, binary, device):
+    """`spinprune latency` of the run's networks on one core (the last this process may use), the
+    fastest of 5 rounds at batch 1 and 128, into run.dir/latency.json. False when it failed."""
+    core = str(sorted(os.sched_getaffinity(0))[-1])
+    prefix = ["taskset", "-c", core] if shutil.which("taskset") else []
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = {}
+    for kind, file in LATENCY_MODELS:
+        path = os.path.join(run.dir, file)
+        if not os.path.exists(path):
+            continue
+        cmd = prefix + [binary, "latency", "--checkpoint", path, "--batches", "1,128", "--rounds", "5",
+                        "--device", device]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if r.returncode != 0:
+            print(f"repro: {run.label()}: latency of {file} failed (exit {r.returncode}): {r.stderr.strip()}")
+            return False
+        result[kind] = json.loads(r.stdout) | {"checkpoint": file}  # the run's file, not this machine's path
+    path = os.path.join(run.dir, "latency.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return True
+
+
+def finish_run(run, args, device):
+    """After a run completed: its latency (--latency), then its archive copy (--archive)."""
+    if args.latency and not os.path.exists(os.path.join(run.dir, "latency.json")):
+        measure_latency(run, args.bin, device)
+    if args.archive:
+        archive_run(run, args.archive)
 
 
 def main():
@@ -95,6 +156,11 @@ def main():
     ap.add_argument("--root", default=ROOT, help="folder the lists' config paths are relative to (default: the repository)")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--title", default="Reproduction")
+    ap.add_argument("--archive", help="keep every completed run's small files here; runs complete here are not run "
+                                      "again; the report is written from here (a study to commit)")
+    ap.add_argument("--latency", action="store_true",
+                    help="time each completed run's networks on one core (latency.json), batch 1 and 128")
+    ap.add_argument("--report", help="folder of the report (default: OUT/report)")
     ap.add_argument("--estimate-only", action="store_true", help="print the estimate and stop")
     ap.add_argument("--no-plots", action="store_true", help="the report's tables only")
     ap.add_argument("--sched", choices=["serial", "local", "slurm"], default="serial",
@@ -114,6 +180,8 @@ def main():
     slurm.add_argument("--sbatch-args", default="", help="further sbatch options, one string")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)
+    args.archive = os.path.abspath(args.archive) if args.archive else None
+    args.report = os.path.abspath(args.report) if args.report else os.path.join(args.out, "report")
     if os.sep in args.bin:  # the runs start in the repository root, the path was meant from here
         args.bin = os.path.abspath(args.bin)
     if args.seeds < 1:
@@ -130,16 +198,26 @@ def main():
     for pattern in missing:
         print(f"repro: {pattern}: no config yet, listed as not run")
     device = args.device if args.device != "auto" else ("cuda" if sweep.visible_gpus() else "cpu")
-    runs, total = [], 0.0
-    for path, overrides in configs:
-        config = report.read_config(path)
-        apply_overrides(config, overrides + args.overrides)
-        name = config["name"]
-        est = estimate_s(config, args.out, device)
-        for seed in range(1, args.seeds + 1):
-            runs.append(sweep.Run(path, name, seed, os.path.join(args.out, name, f"seed{seed}"), overrides + args.overrides))
-            total += est
-        print(f"repro: {name}: {args.seeds} × about {est / 60:.1f} min")
+    runs, total, named = [], 0.0, {}
+    earlier = report.find_runs([d for d in (args.out, args.archive) if d and os.path.isdir(d)])
+    for list_path in dict.fromkeys(l for l, _, _ in configs):
+        members = []
+        for _, path, overrides in (c for c in configs if c[0] == list_path):
+            overrides = overrides + [report.toml_override(o) for o in args.overrides]
+            config = report.apply_overrides(report.read_config(path), overrides)
+            name = config["name"]
+            if name in named:
+                print(f"repro: {list_path}: experiment '{name}' ({os.path.relpath(path, args.root)}) is also "
+                      f"{os.path.relpath(named[name], args.root)}'s name: give each line its own name=...", file=sys.stderr)
+                return 2
+            named[name] = path
+            est = estimate_s(config, earlier, device)
+            members.append((path, name, overrides))
+            total += est * args.seeds
+            print(f"repro: {name}: {args.seeds} × about {est / 60:.1f} min")
+        for seed in range(1, args.seeds + 1):  # seed by seed: a study stopped early has whole seeds
+            runs += [sweep.Run(path, name, seed, os.path.join(args.out, name, f"seed{seed}"), overrides)
+                     for path, name, overrides in members]
     at_once = {"serial": 1, "local": args.jobs or sweep.default_jobs(args.device)}.get(args.sched)
     spread = (f", about {total / min(at_once, max(len(runs), 1)) / 3600:.2f} h with {at_once} at once" if at_once and at_once > 1
               else ", spread over the array's tasks" if args.sched == "slurm" else "")
@@ -150,7 +228,11 @@ def main():
 
     todo = []
     for i, run in enumerate(runs, 1):
-        if sweep.run_state(run) == "complete":
+        if args.archive and sweep.run_state(sweep.Run(run.config, run.name, run.seed, os.path.join(
+                args.archive, run.name, f"seed{run.seed}"))) == "complete":
+            print(f"repro: [{i}/{len(runs)}] {run.label()}: in the archive, skipped")
+        elif sweep.run_state(run) == "complete":
+            finish_run(run, args, device)
             print(f"repro: [{i}/{len(runs)}] {run.label()}: done earlier, skipped")
         else:
             todo.append(run)
@@ -163,7 +245,8 @@ def main():
             if failed is None:  # submitted, not waiting: the report comes later (make report)
                 return 0
         else:
-            failed = sweep.run_here(todo, args.bin, args.device, at_once)
+            failed = sweep.run_here(todo, args.bin, args.device, at_once,
+                                    on_complete=lambda run: finish_run(run, args, device))
     except sweep.SweepError as e:
         print(f"repro: {e}", file=sys.stderr)
         return 2
@@ -172,7 +255,7 @@ def main():
         logs = f"{run.log}" + (f", task log {detail}" if isinstance(detail, str) else "")
         print(f"repro: not completed: {run.label()}: see {logs}")
 
-    report_args = [args.out, "--out", os.path.join(args.out, "report"), "--title", args.title, "--root", args.root]
+    report_args = [args.archive or args.out, "--out", args.report, "--title", args.title, "--root", args.root]
     for list_path in args.lists:
         if not list_path.endswith(".toml"):
             report_args += ["--expect", list_path]

@@ -155,8 +155,9 @@ def clock(seconds):
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def run_here(runs, binary, device, jobs):
-    """Runs `runs` on this machine, `jobs` at once (1: one after another, nothing pinned). Returns
+def run_here(runs, binary, device, jobs, on_complete=None):
+    """Runs `runs` on this machine, `jobs` at once (1: one after another, nothing pinned), calling
+    on_complete(run) after each run that completed, before the next starts on its slot. Returns
     (run, exit status) for each run that did not finish: status None for those a stop signal
     kept from starting."""
     install_stop_forwarding()
@@ -177,6 +178,8 @@ def run_here(runs, binary, device, jobs):
                 print(f"sweep: [{len(status)}/{len(runs)}] {run.label()}{slot[0]}: "
                       f"{'resumed' if run_state(run) == 'partial' else 'started'}", flush=True)
             rc = execute(run, binary, device, slot[1], slot[2], slot[0])
+            if rc == 0 and on_complete:
+                on_complete(run)
             with lock:
                 status[i] = rc
                 what = ("done" if rc == 0 else "stopped with a checkpoint" if rc == INTERRUPTED else f"failed (exit {rc})")

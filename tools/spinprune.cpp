@@ -1,13 +1,15 @@
-// The spinprune command-line program: train, run, prune, eval, info, devices, methods, config.
+// The spinprune command-line program: train, run, prune, eval, info, latency, devices, methods, config.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "nn/cpu/gemm.h"
 #include "nn/device.h"
+#include "pruning/latency.h"
 #include "train/config.h"
 #include "train/methods.h"
 #include "train/pipeline.h"
@@ -75,6 +77,24 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     info->add_option("--set", overrides, "override a config key: section.key=value");
 
+    std::vector<int64_t> batches{1, 128};
+    LatencyOptions latency_options;
+    latency_options.rounds = 5;
+    CLI::App* latency = app.add_subcommand(
+        "latency", "time a checkpoint's forward pass (eval mode, random input); JSON with ms per forward at each batch");
+    latency->add_option("--checkpoint", checkpoint_path, "a model (compacted or not) and its config")
+        ->required()->check(CLI::ExistingFile);
+    latency->add_option("--config", config_path, "experiment TOML file (default: the config saved in the checkpoint)")
+        ->check(CLI::ExistingFile);
+    latency->add_option("--batches", batches, "batch sizes, comma-separated")
+        ->delimiter(',')
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+    latency->add_option("--warmup", latency_options.warmup, "forwards before timing")->check(CLI::NonNegativeNumber);
+    latency->add_option("--repeats", latency_options.repeats, "timed forwards per round; a round's figure is their median")
+        ->check(CLI::Range(1, 1 << 20));
+    latency->add_option("--rounds", latency_options.rounds, "rounds; the fastest round counts (least disturbed by other jobs)")
+        ->check(CLI::Range(1, 1 << 20));
+
     CLI::App* devices = app.add_subcommand("devices", "say which device --device auto picks");
 
     bool markdown = false;
@@ -89,7 +109,7 @@ int main(int argc, char** argv) {
 
     for (CLI::App* sub : {train, run, prune})
         sub->add_flag("--quiet", quiet, "print only errors (everything else is in the run directory)");
-    for (CLI::App* sub : {train, run, prune, eval, info, devices})
+    for (CLI::App* sub : {train, run, prune, eval, info, latency, devices})
         sub->add_option("--device", device, "auto | cpu | cuda (default: the config's, else auto)")
             ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
@@ -128,7 +148,7 @@ int main(int argc, char** argv) {
                                             : prune_checkpoint(config, checkpoint_path, options);
             return summary.value("completed", false) ? 0 : 130;
         }
-        // eval and info: the model shaped by the dataset, with a compacted model's widths.
+        // eval, info and latency: the model shaped by the dataset, with a compacted model's widths.
         Dataset test = load_experiment_data(config.data, false);
         std::string why;
         Device d = resolve_device(device.empty() ? config.device : device, &why);
@@ -145,6 +165,19 @@ int main(int argc, char** argv) {
                 std::printf("note: %s predates the model description (input shape, normalisation, widths in its "
                             "metadata): spinprune rebuilds it from its config, Python's spinprune_torch cannot load it\n",
                             checkpoint_path.c_str());
+            return 0;
+        }
+        if (*latency) {
+            load_model_weights(*model, checkpoint_path);
+            Context ctx(d, static_cast<uint64_t>(config.seed), config.deterministic);
+            nlohmann::json ms;
+            for (int64_t b : batches) ms["b" + std::to_string(b)] = measure_latency_ms(ctx, *model, b, latency_options);
+            nlohmann::json out = {{"checkpoint", checkpoint_path}, {"device", device_name(d)},
+                                  {"device_name", d == Device::cuda ? cuda_device_name() : cpu_name()},
+                                  {"cpu_threads", omp_get_max_threads()}, {"warmup", latency_options.warmup},
+                                  {"repeats", latency_options.repeats}, {"rounds", latency_options.rounds},
+                                  {"params", model->parameter_count()}, {"macs", model->macs_per_image()}, {"ms", ms}};
+            std::printf("%s\n", out.dump(2).c_str());
             return 0;
         }
         std::printf("%s\n", why.c_str());

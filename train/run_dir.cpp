@@ -64,17 +64,6 @@ void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) cons
 }
 
 namespace {
-// "<model name> (<n> cores)" from /proc/cpuinfo, or "host CPU".
-std::string cpu_name() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line, model;
-    int cores = 0;
-    while (std::getline(in, line)) {
-        if (line.rfind("model name", 0) == 0 && model.empty()) model = line.substr(line.find(':') + 2);
-        if (line.rfind("processor", 0) == 0) ++cores;
-    }
-    return model.empty() ? "host CPU" : model + " (" + std::to_string(cores) + " cores)";
-}
 
 std::string git_revision() {
     std::string rev;
