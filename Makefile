@@ -326,16 +326,18 @@ repro-all: deps  ## every paper's experiments in one table (runs/repro-all/repor
 compare-fmnist: deps  ## every method on Fashion-MNIST LeNet at 40% of the parameters (CPU, under an hour: COMPARE_ARGS)
 	$(call repro,compare-fmnist,experiments/repro/compare-fmnist.txt $(COMPARE_ARGS))
 
-# The full comparison: every method on all of Fashion-MNIST at 40% and 15% of the parameters, the
-# small CNN and then its wide variant, SEEDS seeds, seed by seed; days on a CPU. Each completed run
-# is kept without its weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later
-# `make study-fmnist` on any machine runs only what is missing there. study-report: the report alone.
-STUDY_LISTS   ?= experiments/repro/study-fmnist-lenet.txt experiments/repro/study-fmnist-wide.txt
+# The full comparison: every method on all of Fashion-MNIST at 40% and 15% of the parameters on the
+# small CNN, then on its wide variant, then the filter methods on ResNet-20 at 40% of the MACs, SEEDS
+# seeds, seed by seed; days on a CPU (ResNet-20: weeks). Each completed run is kept without its
+# weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later `make study-fmnist`
+# on any machine runs only what is missing there. study-report: the report alone.
+STUDY_LISTS   ?= experiments/repro/study-fmnist-lenet.txt experiments/repro/study-fmnist-wide.txt \
+  experiments/repro/study-fmnist-resnet20.txt
 STUDY_ARCHIVE ?= bench/results/study_fmnist/runs
 STUDY_REPORT   = $(PYTHON) scripts/study_report.py $(STUDY_ARCHIVE) --out $(patsubst %/,%,$(dir $(STUDY_ARCHIVE))) \
   --command "make study-fmnist" $(addprefix --expect ,$(STUDY_LISTS))
 
-study-fmnist: deps  ## every method, full Fashion-MNIST, 40% and 15% of the parameters, small and wide CNN, SEEDS seeds (days on a CPU; resumable; kept in STUDY_ARCHIVE)
+study-fmnist: deps  ## every method, full Fashion-MNIST, 40%/15% of the parameters, small and wide CNN (+ ResNet-20), SEEDS seeds (days of CPU; resumable; kept in STUDY_ARCHIVE)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	$(REPRO) $(STUDY_LISTS) --seeds $(SEEDS) --out $(RUNS_ROOT)/study-fmnist --archive $(STUDY_ARCHIVE) --latency \
 	  --report $(RUNS_ROOT)/study-fmnist/report --title study-fmnist $(SCHED_ARGS) $(REPRO_ARGS)

@@ -64,6 +64,8 @@ class Run:
         self.summary = self._read_json("summary.json")
         self.metrics = self._read_jsonl("metrics.jsonl")
         self.rl_updates = self._read_jsonl("rl_updates.jsonl")
+        self.latency = self._read_json("latency.json") or {}  # scripts/repro.py --latency
+        self.environment = self._read_json("environment.json") or {}
         self.name = (get(self.summary, "experiment") or self.config.get("name")
                      or os.path.basename(os.path.dirname(os.path.abspath(path))))
         self.seed = get(self.summary, "seed") if get(self.summary, "seed") is not None else self.config.get("seed")
@@ -126,6 +128,12 @@ class Run:
     def final(self, key):
         return get(self.summary, "compacted", key) if get(self.summary, "compacted", key) is not None \
             else get(self.summary, "pruned", key)
+
+    def latency_ms(self, kind, batch):
+        """ms per forward of the "pruned" or "dense" network at `batch`: latency.json's (one core,
+        fastest round) where repro.py --latency measured it, else the run's own."""
+        measured = get(self.latency, kind, "ms", f"b{batch}")
+        return measured if measured is not None else get(self.summary, "latency_ms", kind, f"b{batch}")
 
     def kept_percent(self, key):
         v = get(self.summary, key)
@@ -258,9 +266,9 @@ def group_rows(runs, papers, expected, missing_patterns):
             "baseline_top1": fmt([get(r.summary, "baseline", "top1") for r in done]),
             "params_kept_%": fmt([r.kept_percent("params_kept") for r in done]),
             "macs_kept_%": fmt([r.kept_percent("macs_kept") for r in done]),
-            "latency_b1_ms": fmt([get(r.summary, "latency_ms", "pruned", "b1") for r in done], 3),
-            "latency_b128_ms": fmt([get(r.summary, "latency_ms", "pruned", "b128") for r in done], 3),
-            "dense_latency_b1_ms": fmt([get(r.summary, "latency_ms", "dense", "b1") for r in done], 3),
+            "latency_b1_ms": fmt([r.latency_ms("pruned", 1) for r in done], 3),
+            "latency_b128_ms": fmt([r.latency_ms("pruned", 128) for r in done], 3),
+            "dense_latency_b1_ms": fmt([r.latency_ms("dense", 1) for r in done], 3),
             "paper_base_top1": paper.get("base_top1") or "–", "paper_top1": paper.get("top1") or "–",
             "paper_top5": paper.get("top5") or "–", "paper_params_kept_%": paper.get("params_kept") or "–",
             "paper_macs_kept_%": paper.get("macs_kept") or "–", "paper_source": paper.get("source") or "–",
@@ -282,7 +290,7 @@ def write_tables(rows, runs, out, title):
         for r in runs:
             w.writerow([r.path, r.name, r.seed, r.method, r.status, r.final("top1"), r.final("top5"),
                         r.kept_percent("params_kept"), r.kept_percent("macs_kept"),
-                        get(r.summary, "latency_ms", "pruned", "b1"), get(r.summary, "latency_ms", "pruned", "b128"),
+                        r.latency_ms("pruned", 1), r.latency_ms("pruned", 128),
                         get(r.summary, "time_s", "total")])
     shown = [c for c in COLUMNS if c not in ("dataset", "paper_source")]
     lines = [f"# {title}", "",

@@ -23,6 +23,7 @@ no weights) in DIR/<experiment>/seed<i>: a run complete there is not run again, 
 written from DIR, so a study that spans many machines and days lives in a folder one commits.
 """
 import argparse
+import datetime
 import glob
 import json
 import os
@@ -118,7 +119,7 @@ def measure_latency(run, binary, device):
     core = str(sorted(os.sched_getaffinity(0))[-1])
     prefix = ["taskset", "-c", core] if shutil.which("taskset") else []
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = {}
+    result = {"measured": datetime.datetime.now().isoformat(timespec="seconds")}
     for kind, file in LATENCY_MODELS:
         path = os.path.join(run.dir, file)
         if not os.path.exists(path):

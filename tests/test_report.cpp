@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
 #include "tests/script_helpers.h"
+#include "train/config.h"
 
 namespace fs = std::filesystem;
 using namespace script_test;
@@ -184,4 +186,80 @@ TEST_CASE("repro.py: runs a list over seeds, skips finished runs, reports failur
     CHECK(rows["exp_a"]["seeds"] == "1;2");
     CHECK(rows["exp_a"]["status"] == "ok");  // the failed seed 3 left no run directory
     CHECK(rows["configs/missing_*.toml"]["status"] == "not run (no config yet)");
+}
+
+TEST_CASE("repro.py: name= gives one config two rows; runs go seed by seed; --archive keeps completed runs "
+          "without weights, with --latency's timing, and a fresh output folder skips them; duplicate names refused") {
+    REQUIRE(fs::exists("scripts/repro.py"));
+    Fixture fx;
+    // A stand-in for bin/spinprune: `latency` prints a timing; `run` writes a complete run named by its
+    // --set name=..., with a weights file, and notes "name seed" in calls.
+    const fs::path fake = fx.root / "fake_spinprune.sh", calls = fx.root / "calls";
+    write_text(fake, R"(#!/bin/bash
+if [ "$1" = latency ]; then echo '{"ms": {"b1": 0.5, "b128": 20.0}, "cpu_threads": '"$OMP_NUM_THREADS"'}'; exit 0; fi
+while [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; --seed) seed=$2; shift;;
+  --set) case $2 in name=*) name=${2#name=}; name=${name//\"/};; esac; shift;; esac; shift; done
+mkdir -p "$out"; printf 'name = "%s"\n' "$name" > "$out/config.toml"
+echo weights > "$out/pruned.safetensors"
+echo "{\"experiment\": \"$name\", \"seed\": $seed, \"completed\": true, \"method\": \"l1-filter\", \"compacted\": {\"top1\": 8$seed}, \"params_kept\": 0.4}" > "$out/summary.json"
+echo "$name $seed" >> )" + calls.string() + "\n");
+    fs::permissions(fake, fs::perms::owner_all);
+    write_text(fx.root / "two.txt", "configs/exp_a.toml name=a_k40 prune.keep=0.4\nconfigs/exp_a.toml name=a_k15 prune.keep=0.15\n");
+    const fs::path archive = fx.root / "archive";
+    auto repro = [&](const std::string& list, const std::string& out) {
+        return run(python() + " scripts/repro.py " + (fx.root / list).string() + " --seeds 2 --out " + (fx.root / out).string() +
+                       " --archive " + archive.string() + " --latency --no-plots --bin " + fake.string() +
+                       " --device cpu --root " + fx.root.string(),
+                   fx.log);
+    };
+    REQUIRE(repro("two.txt", "out1") == 0);
+    INFO(read_text(fx.log));
+    CHECK(read_text(calls) == "a_k40 1\na_k15 1\na_k40 2\na_k15 2\n");  // every line with seed 1 first
+    for (const char* file : {"config.toml", "summary.json", "latency.json"}) CHECK(fs::exists(archive / "a_k15" / "seed2" / file));
+    CHECK_FALSE(fs::exists(archive / "a_k15" / "seed2" / "pruned.safetensors"));  // no weights in the archive
+    const std::string latency = read_text(archive / "a_k40" / "seed1" / "latency.json");
+    CHECK(latency.find("\"checkpoint\": \"pruned.safetensors\"") != std::string::npos);
+    CHECK(latency.find("\"cpu_threads\": 1") != std::string::npos);  // timed on one core
+    CHECK(latency.find("\"measured\"") != std::string::npos);
+
+    // Another machine: a fresh output folder, the same archive: nothing runs again.
+    REQUIRE(repro("two.txt", "out2") == 0);
+    CHECK(read_text(calls) == "a_k40 1\na_k15 1\na_k40 2\na_k15 2\n");
+    CHECK(read_text(fx.log).find("a_k15 seed 2: in the archive, skipped") != std::string::npos);
+    auto rows = read_table(fx.root / "out2" / "report" / "results.csv");  // written from the archive
+    CHECK(rows["a_k40"]["top1"] == "81.50 ± 0.71");
+    CHECK(rows["a_k40"]["latency_b1_ms"] == "0.500 ± 0.000");  // latency.json's, the summary has none
+
+    write_text(fx.root / "same.txt", "configs/exp_a.toml name=twice\nconfigs/exp_c.toml name=twice\n");
+    CHECK(repro("same.txt", "out3") == 2);
+    CHECK(read_text(fx.log).find("experiment 'twice' (configs/exp_c.toml) is also configs/exp_a.toml's name") != std::string::npos);
+}
+
+TEST_CASE("repro lists: every line of experiments/repro/*.txt loads with its overrides, and no two lines share a name") {
+    REQUIRE(fs::exists("scripts/repro.py"));
+    const fs::path root = fresh_dir("repro_lists"), lines = root / "lines.tsv", log = root / "log";
+    // Each line's configs (globs expanded) with its overrides, tab-separated, as repro.py reads them.
+    REQUIRE_MESSAGE(run(python() + R"( -c 'import glob, sys
+sys.path.insert(0, "scripts")
+import report
+for lst in sorted(glob.glob("experiments/repro/*.txt")):
+    for pattern, overrides in report.read_list(lst):
+        for path in sorted(glob.glob(pattern)):
+            print("\t".join([lst, path] + overrides))' > )" + lines.string(), log) == 0, read_text(log));
+    std::istringstream in(read_text(lines));
+    int count = 0;
+    for (std::string line; std::getline(in, line); ++count) {
+        std::vector<std::string> fields;
+        std::istringstream cells(line);
+        for (std::string cell; std::getline(cells, cell, '\t');) fields.push_back(cell);
+        REQUIRE(fields.size() >= 2);
+        INFO(line);
+        CHECK_NOTHROW(sp::load_config(fields[1], std::vector<std::string>(fields.begin() + 2, fields.end())));
+    }
+    CHECK(count > 100);  // the study lists alone hold over a hundred lines
+    // repro.py refuses two lines with one name before it estimates anything.
+    CHECK_MESSAGE(run(python() + " scripts/repro.py experiments/repro/*.txt --seeds 1 --estimate-only --out " +
+                          (root / "out").string(), log) == 0,
+                  read_text(log));
+    fs::remove_all(root);
 }
