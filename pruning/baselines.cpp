@@ -12,8 +12,6 @@ namespace sp {
 
 namespace {
 
-constexpr double kTolerance = 0.01;  // relative
-
 // Units of each segment sorted by descending score (ties: lower index first, so deterministic).
 std::vector<std::vector<int64_t>> ranked_segments(const MaskSpace& space, const std::vector<float>& scores) {
     std::vector<std::vector<int64_t>> ranked;
@@ -97,7 +95,7 @@ std::vector<float> select_to_target(const MaskSpace& space, const std::vector<fl
     };
     double lo = 0.0, hi = 1.0;
     const double smallest = fraction(state_at(lo));
-    SP_REQUIRE(smallest <= target.keep * (1.0 + kTolerance),
+    SP_REQUIRE(smallest <= target.keep * (1.0 + target.tolerance),
                "prune: cannot keep as little as " << target.keep * 100 << "% of the " << budget_name(target.kind)
                    << ": with every prunable unit gone but the minimum per layer, " << smallest * 100
                    << "% remain (layers outside the mask space, such as the classifier or residual groups, hold the rest)");
@@ -109,7 +107,7 @@ std::vector<float> select_to_target(const MaskSpace& space, const std::vector<fl
     std::vector<float> below = state_at(lo), above = state_at(hi);
     double fb = fraction(below);
     const double fa = fraction(above);
-    if (std::fabs(fa / target.keep - 1.0) > kTolerance && std::fabs(fb / target.keep - 1.0) > kTolerance) {
+    if (std::fabs(fa / target.keep - 1.0) > target.tolerance && std::fabs(fb / target.keep - 1.0) > target.tolerance) {
         // Units too coarse for the knob (a per-layer fraction moves whole channels in every
         // layer at once): fill the gap from below with the best-scoring pruned units that fit.
         std::vector<int64_t> pruned;
@@ -119,19 +117,19 @@ std::vector<float> select_to_target(const MaskSpace& space, const std::vector<fl
             return scores[static_cast<size_t>(a)] > scores[static_cast<size_t>(b)];
         });
         const size_t max_tries = 20000;  // each try is one accounting pass
-        for (size_t t = 0; t < pruned.size() && t < max_tries && fb / target.keep - 1.0 < -kTolerance; ++t) {
+        for (size_t t = 0; t < pruned.size() && t < max_tries && fb / target.keep - 1.0 < -target.tolerance; ++t) {
             below[static_cast<size_t>(pruned[t])] = 1.0f;
             const double f = fraction(below);
-            if (f > target.keep * (1.0 + kTolerance)) below[static_cast<size_t>(pruned[t])] = 0.0f;
+            if (f > target.keep * (1.0 + target.tolerance)) below[static_cast<size_t>(pruned[t])] = 0.0f;
             else fb = f;
         }
     }
     const bool take_above = std::fabs(fa - target.keep) < std::fabs(fb - target.keep);
     const double achieved = take_above ? fa : fb;
-    SP_REQUIRE(std::fabs(achieved / target.keep - 1.0) <= kTolerance,
+    SP_REQUIRE(std::fabs(achieved / target.keep - 1.0) <= target.tolerance,
                "prune: the closest reachable kept fraction of " << budget_name(target.kind) << " is " << achieved * 100
-                   << "%, not within 1% of the target " << target.keep * 100
-                   << "% (units too coarse: try a finer granularity or another target)");
+                   << "%, not within " << target.tolerance * 100 << "% of the target " << target.keep * 100
+                   << "% (units too coarse: try a finer granularity, another target, or a larger prune.keep_tolerance)");
     return take_above ? above : below;
 }
 

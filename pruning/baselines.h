@@ -16,9 +16,13 @@ namespace sp {
 enum class BudgetKind { params, macs };
 BudgetKind budget_from_name(const std::string& name);  // "params" | "macs"
 
+// How far, relative to keep, a selection may land from it by default: 1%.
+constexpr double kDefaultKeepTolerance = 0.01;
+
 struct PruneTarget {
     BudgetKind kind = BudgetKind::params;
     double keep = 0.5;  // fraction of the dense model's parameters / MACs to keep
+    double tolerance = kDefaultKeepTolerance;  // |kept / keep - 1| allowed (units too coarse to land closer)
 };
 
 // Kept fraction of `target.kind` under `state`.

@@ -149,6 +149,7 @@ void EDropoutSearch::save(std::vector<std::pair<std::string, Tensor>>& tensors, 
     meta["edropout.generations"] = std::to_string(generations_);
     meta["edropout.unchanged"] = std::to_string(unchanged_);
     meta["edropout.last_best"] = nlohmann::json(last_best_).dump();
+    meta["edropout.search_seconds"] = nlohmann::json(search_seconds_).dump();  // a resumed run counts on
     if (ising_ && ising_->ready()) {
         tensors.emplace_back("edropout.ising_couplings", ising_->couplings().to(Device::cpu));
         meta["edropout.coupling_epoch"] = std::to_string(coupling_epoch_);
@@ -162,6 +163,8 @@ void EDropoutSearch::restore(Context& ctx, const Checkpoint& ck) {
     generations_ = std::stoll(ck.meta("edropout.generations"));
     unchanged_ = std::stoll(ck.meta("edropout.unchanged"));
     last_best_ = nlohmann::json::parse(ck.meta("edropout.last_best")).get<float>();
+    if (ck.metadata.count("edropout.search_seconds"))  // absent in checkpoints of earlier versions
+        search_seconds_ = nlohmann::json::parse(ck.meta("edropout.search_seconds")).get<double>();
     if (initialised_)
         evolution_.restore(ctx, ck.get("edropout.members", Shape{p, d}).values, ck.get("edropout.energies", Shape{p}).values);
     best_.copy_from(Tensor::from_host(ck.get("edropout.best", Shape{d}).values, Shape{d}, Device::cpu));

@@ -420,6 +420,7 @@ void GibbsTraining::save(std::vector<std::pair<std::string, Tensor>>& tensors, s
     meta["gibbs.chain_best_energy"] = nlohmann::json(epoch_best_energy_).dump();  // exact round trip
     meta["gibbs.chain_mean_energy"] = nlohmann::json(epoch_mean_energy_).dump();
     meta["gibbs.chain_picks_other"] = std::to_string(epoch_chain_picks_nonzero_);
+    meta["gibbs.sampling_seconds"] = nlohmann::json(sampling_seconds_).dump();  // a resumed run counts on
 }
 
 void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
@@ -435,6 +436,8 @@ void GibbsTraining::restore(Context& ctx, const Checkpoint& ck) {
         epoch_mean_energy_ = nlohmann::json::parse(ck.meta("gibbs.chain_mean_energy")).get<double>();
         epoch_chain_picks_nonzero_ = std::stoll(ck.meta("gibbs.chain_picks_other"));
     }
+    if (ck.metadata.count("gibbs.sampling_seconds"))
+        sampling_seconds_ = nlohmann::json::parse(ck.meta("gibbs.sampling_seconds")).get<double>();
     if (drawn_) space_.attach(ctx, units_[current_]);
 }
 

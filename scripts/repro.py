@@ -96,9 +96,14 @@ def resolve(lists, root):
 ARCHIVED_FILES = ("config.toml", "environment.json", "metrics.jsonl", "rl_updates.jsonl", "latency.json", "summary.json")
 
 
+def archived(run, archive):
+    """The run's copy in the archive, ARCHIVE/<experiment>/seed<i>."""
+    return sweep.Run(run.config, run.name, run.seed, os.path.join(archive, run.name, f"seed{run.seed}"), run.overrides)
+
+
 def archive_run(run, archive):
-    """Copies the run's small files to ARCHIVE/<experiment>/seed<i>, each written atomically."""
-    dest = os.path.join(archive, run.name, f"seed{run.seed}")
+    """Copies the run's small files to its place in the archive, each written atomically."""
+    dest = archived(run, archive).dir
     os.makedirs(dest, exist_ok=True)
     for name in ARCHIVED_FILES:
         src = os.path.join(run.dir, name)
@@ -229,8 +234,7 @@ def main():
 
     todo = []
     for i, run in enumerate(runs, 1):
-        if args.archive and sweep.run_state(sweep.Run(run.config, run.name, run.seed, os.path.join(
-                args.archive, run.name, f"seed{run.seed}"))) == "complete":
+        if args.archive and sweep.run_state(archived(run, args.archive)) == "complete":
             print(f"repro: [{i}/{len(runs)}] {run.label()}: in the archive, skipped")
         elif sweep.run_state(run) == "complete":
             finish_run(run, args, device)
@@ -251,6 +255,9 @@ def main():
     except sweep.SweepError as e:
         print(f"repro: {e}", file=sys.stderr)
         return 2
+    for run in todo:  # what the Slurm tasks completed (the local runs were finished as they ended)
+        if sweep.run_state(run) == "complete" and (args.archive or args.latency):
+            finish_run(run, args, device)
     print(f"repro: {len(todo)} runs in {(time.time() - start) / 60:.1f} min, {len(failed)} not completed")
     for run, detail in failed:
         logs = f"{run.log}" + (f", task log {detail}" if isinstance(detail, str) else "")

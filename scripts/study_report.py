@@ -108,8 +108,8 @@ class Row:
         self.name = name
         self.runs = {r.seed: r for r in runs if r.status == "complete"}
         first = (list(self.runs.values()) or runs)[0]
-        self.network, self.budget, self.method = network(first), budget(name), first.method
-        self.budget_of = report.get(first.config, "prune", "budget") or "params"  # what the budget is a share of
+        self.config, self.network, self.budget, self.method = first.config, network(first), budget(name), first.method
+        self.budget_of = report.get(self.config, "prune", "budget") or "params"  # what the budget is a share of
         self.label = "unpruned" if first.method == "none" else method_label(first)
 
     def values(self, fn):
@@ -203,7 +203,7 @@ def paired_lines(rows):
 
 
 def goal_lines(rows):
-    """The issue's three goals, read off the rows that bear on them."""
+    """The study's three goals (docs/usage.md), read off the rows that bear on them."""
     small = [r for r in rows if r.network == "lenet"]
     lines = []
     ed = [r for r in small if r.method == "edropout" and r.runs]
@@ -217,9 +217,8 @@ def goal_lines(rows):
     found = "; ".join(f"{r.name} keeps {p:.1f}% at {d:+.2f} points" for r, p, d in hits)
     lines.append("- EDropout on the small CNN keeping at most 25% of the parameters within 1 point of the unpruned "
                  "network: " + ("**met**: " if met else "not met: " if hits else "no complete run yet") + found)
-    gibbs = [r for r in small if r.method == "gibbs" and r.runs and
-             report.get(next(iter(r.runs.values())).config, "prune", "gibbs", "p") == 0.9 and
-             (report.get(next(iter(r.runs.values())).config, "prune", "granularity") or "weight") == "weight"]
+    gibbs = [r for r in small if r.method == "gibbs" and r.runs and report.get(r.config, "prune", "gibbs", "p") == 0.9
+             and (report.get(r.config, "prune", "granularity") or "weight") == "weight"]
     gd = [(r, r.paired(reference(rows, r, "none"), top1)) for r in gibbs]
     gd = [(r, statistics.fmean(d)) for r, d in gd if d]
     lines.append("- Gibbs unstructured at p = 0.9 on the small CNN within 1 point: " +

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -118,6 +119,15 @@ TEST_CASE("baselines: scores follow their criterion; unreachable targets are ref
                          doctest::Contains("cannot keep as little as"), Error);
     CHECK_THROWS_WITH_AS(scored_state(*find_method("magnitude"), ScoreInput{ctx, space, 1}, PruneTarget{BudgetKind::params, 0.5}),
                          doctest::Contains("needs granularity = \"weight\""), Error);
+    // bn-scale ranks only the channels with a batch norm (conv1, conv2): a conv2 channel carries
+    // 3% of the parameters, too coarse to land within 1% of 40%; a looser tolerance takes the closest.
+    const PruneTarget strict{BudgetKind::params, 0.4}, loose{BudgetKind::params, 0.4, 0.1};
+    CHECK_THROWS_WITH_AS(scored_state(*find_method("bn-scale"), ScoreInput{ctx, space, 1}, strict),
+                         doctest::Contains("or a larger prune.keep_tolerance"), Error);
+    const std::vector<float> coarse = scored_state(*find_method("bn-scale"), ScoreInput{ctx, space, 1}, loose);
+    const double kept = kept_fraction(account(space, coarse), BudgetKind::params);
+    CHECK(std::fabs(kept / 0.4 - 1.0) > 0.01);
+    CHECK(std::fabs(kept / 0.4 - 1.0) <= 0.1);
 }
 
 TEST_CASE("pipeline: train, prune with L1 filters, fine-tune, compact — on a Fashion-MNIST subset" * doctest::skip(!fashion_mnist_available())) {

@@ -15,6 +15,7 @@
 #include "kernels/error.h"
 #include "nn/checkpoint.h"
 #include "train/config.h"
+#include "train/pipeline.h"
 #include "train/trainer.h"
 
 using namespace sp;
@@ -114,6 +115,32 @@ TEST_CASE("train: an interrupted and resumed run ends with bitwise the same weig
 GPU_TEST_CASE("train (cuda): two deterministic epochs learn; interrupted and resumed, bitwise the same weights") {
     REQUIRE(fashion_mnist_available());  // a GPU machine carries the data in third_party/
     check_resume_is_bitwise("cuda");
+}
+
+TEST_CASE("run: a resumed run's times count the epochs and the wall time of the processes before it" *
+          doctest::skip(!fashion_mnist_available())) {
+    const std::string dir = scratch("resumed_times");
+    ExperimentConfig config = small_config(dir);
+    config.prune.method = "l1-filter";
+    config.prune.keep = 0.5;
+    config.finetune.epochs = 1;
+    TrainOptions options;
+    options.out_dir = dir + "/run";
+    options.quiet = true;
+    options.stop_after_steps = 30;  // in epoch 2 of 2 (24 steps per epoch)
+    REQUIRE_FALSE(run_experiment(config, options)["completed"].get<bool>());
+    const double before = nlohmann::json::parse(std::ifstream(options.out_dir + "/elapsed.json"))["seconds"].get<double>();
+    CHECK(before > 0.0);
+    options.resume = true;
+    options.stop_after_steps = -1;
+    const nlohmann::json summary = run_experiment(config, options);
+    REQUIRE(summary["completed"].get<bool>());
+    double train_seconds = 0;
+    for (const auto& record : read_metrics(options.out_dir))
+        if (record["phase"] == "train") train_seconds += record["seconds"].get<double>();
+    // Both epochs, the first one timed by the stopped process.
+    CHECK(summary["time_s"]["pretrain"].get<double>() == doctest::Approx(train_seconds));
+    CHECK(summary["time_s"]["total"].get<double>() >= before + summary["time_s"]["finetune"].get<double>());
 }
 
 TEST_CASE("train: build_model applies model.widths; a compacted model's widths override them") {

@@ -98,6 +98,8 @@ const SettingTable<PruneConfig>& prune_settings() {
             .choice("granularity", &P::granularity, {"filter", "weight", "kernel"}, "the units a mask keeps or prunes")
             .choice("budget", &P::budget, {"params", "macs"}, "what keep is a fraction of")
             .number("keep", &P::keep, 1e-6, 1.0, "the fraction of the dense model's parameters or MACs kept")
+            .number("keep_tolerance", &P::keep_tolerance, 0.0, 1.0,
+                    "how far a selection may land from keep, relative to it (0.01: within 1%), where units are too coarse")
             .boolean("gate_after_bn", &P::gate_after_bn, "filter masks gate after BN (true removal), else the conv output")
             .boolean("prune_residual_groups", &P::prune_residual_groups, "also prune the channels joined by residual additions")
             .integer("round_to", &P::round_to, 1, 1024,

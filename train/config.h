@@ -72,6 +72,7 @@ struct PruneConfig {
     std::string granularity = "filter";
     std::string budget = "params";
     double keep = 0.5;
+    double keep_tolerance = kDefaultKeepTolerance;
     bool gate_after_bn = true;
     bool prune_residual_groups = false;
     int64_t round_to = 1;

@@ -50,6 +50,16 @@ void RunDir::append_metrics(const nlohmann::json& record) const {
     SP_REQUIRE(out, "cannot write " << file("metrics.jsonl") << " (disk full?)");
 }
 
+double RunDir::logged_seconds(const std::string& phase) const {
+    std::ifstream in(file("metrics.jsonl"));
+    double seconds = 0;
+    for (std::string line; std::getline(in, line);) {
+        nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (!record.is_discarded() && record.value("phase", "") == phase) seconds += record.value("seconds", 0.0);
+    }
+    return seconds;
+}
+
 void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) const {
     std::ifstream in(file("metrics.jsonl"));
     if (!in) return;
@@ -65,9 +75,12 @@ void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) cons
 
 namespace {
 
+// The commit, "-dirty" when tracked files differ from it (as git describe --dirty: untracked files,
+// such as the runs a study adds to its archive, do not count).
 std::string git_revision() {
     std::string rev;
-    if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
+    if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && "
+                             "git status --porcelain --untracked-files=no 2>/dev/null | head -1", "r")) {
         char buffer[256];
         std::string out;
         while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;

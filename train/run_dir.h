@@ -1,5 +1,6 @@
 // The run directory a job writes: config.toml (resolved), metrics.jsonl (one JSON object per
-// epoch), summary.json, environment.json (git revision, device, library versions) and the
+// epoch), summary.json, environment.json (git revision, device, library versions), elapsed.json
+// (the run's wall time at its last checkpoint, which a resumed run counts on from) and the
 // checkpoints. Everything is written atomically or appended line by line.
 #pragma once
 
@@ -24,6 +25,9 @@ public:
     // Drops the records of `phase` after epoch `last_epoch` (they are logged again by a resumed
     // run that redoes those epochs), and any torn last line left by a crash. Atomic.
     void truncate_metrics(const std::string& phase, int64_t last_epoch) const;
+    // The "seconds" of `phase`'s records in metrics.jsonl: the phase's training time so far, over
+    // every process that worked on the run.
+    double logged_seconds(const std::string& phase) const;
     // Throws, naming the directory, when its file system has less than `bytes` available for
     // `what` (e.g. "train checkpoints of lenet"); says nothing when the space is unknown.
     void require_free_space(uint64_t bytes, const std::string& what) const;

@@ -378,6 +378,11 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
         auto body = [](const std::string& text) { return text.substr(text.find('\n') + 1); };
         SP_REQUIRE(body(to_toml(saved)) == body(to_toml(config)),
                    "--resume: the config differs from the one " << dir->path() << " started with (its config.toml)");
+        std::ifstream elapsed(dir->file("elapsed.json"));
+        if (elapsed) {
+            const nlohmann::json e = nlohmann::json::parse(elapsed, nullptr, /*allow_exceptions=*/false);
+            if (e.is_object()) earlier_seconds = e.value("seconds", 0.0);
+        }
     }
     dir->write_text("config.toml", to_toml(config));
     environment = environment_info(device);
@@ -394,7 +399,9 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
                     static_cast<long long>(model->macs_per_image()));
 }
 
-double Run::seconds() const { return seconds_since(start); }
+double Run::seconds() const { return earlier_seconds + seconds_since(start); }
+
+void Run::save_elapsed() const { dir->write_json("elapsed.json", {{"seconds", seconds()}}); }
 
 std::unique_ptr<Model> build_model(const ExperimentConfig& config, const Dataset& shape_from, Device device,
                                    const std::map<std::string, int64_t>& widths) {
@@ -438,6 +445,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
         // Epochs after the checkpoint are redone: their records (a crash between the metrics
         // line and the checkpoint) go, to be logged again.
         run.dir->truncate_metrics(phase, progress.cursor.epoch);  // epochs 1..cursor.epoch are done
+        run.phase_seconds[phase] = run.dir->logged_seconds(phase);
         if (!options.quiet && progress.cursor.epoch < train.epochs)
             std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
                         static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
@@ -529,6 +537,7 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
             if (g_stop_signal.load() || limit) {
                 progress.epoch_seconds = seconds_before + seconds_since(epoch_start);
                 save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, run.data.norm, hook);
+                run.save_elapsed();
                 line.end_line();
                 if (!options.quiet)
                     std::printf("stopped (%s) in %s at epoch %lld, batch %lld; checkpoint written to %s\n",
@@ -567,8 +576,10 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                         record["images_per_s"].get<double>());
         progress = Progress{{epoch + 1, 0}, progress.optimizer_steps, 0, 0, 0, 0, 0};
         if (epoch + 1 < train.epochs) loader.set_cursor(progress.cursor);
-        if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs)
+        if ((epoch + 1) % train.checkpoint_every == 0 || epoch + 1 == train.epochs) {
             save_training_checkpoint(checkpoint_path, model, *optimizer, progress, config, run.data.norm, hook);
+            run.save_elapsed();
+        }
     }
     return !stopped;
 }

@@ -59,7 +59,10 @@ inline double seconds_since(Clock::time_point start) { return std::chrono::durat
 // One run: its device, directory, data, context and model, set up from the config.
 struct Run {
     Run(const ExperimentConfig& config, const TrainOptions& options);
-    double seconds() const;  // since the run started
+    // Wall time of the run: this process's, plus what earlier processes had spent up to their
+    // last checkpoint when the run was resumed (elapsed.json). save_elapsed() records it.
+    double seconds() const;
+    void save_elapsed() const;
 
     ExperimentConfig config;
     TrainOptions options;
@@ -71,7 +74,8 @@ struct Run {
     std::unique_ptr<Context> ctx;
     std::unique_ptr<Model> model;
     int64_t steps = 0;  // optimizer steps taken by this process, over all phases
-    std::map<std::string, double> phase_seconds;  // training time per phase, this process
+    std::map<std::string, double> phase_seconds;  // training time per phase, resumed epochs included
+    double earlier_seconds = 0;                    // of the processes before a resume
 };
 
 // The model a config names (with its model.widths), shaped by the dataset, allocated with the
