@@ -73,7 +73,8 @@ std::vector<float> pruned_state(Run& run, MaskSpace& space) {
                                               batch.images.dim(0), "images", run.options.quiet);
         in.on_progress = [&line, start = Clock::now()](int64_t done, int64_t) { line->show(done, seconds_since(start)); };
     }
-    return scored_state(scoring, in, PruneTarget{budget_from_name(p.budget), p.keep, p.keep_tolerance}, segment_rates(run.config, space));
+    return scored_state(scoring, in, PruneTarget{budget_from_name(p.budget), p.keep, p.keep_tolerance},
+                        segment_rates(run.config, space));
 }
 
 std::vector<double> segment_rates(const ExperimentConfig& config, MaskSpace& space) {
