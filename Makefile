@@ -330,7 +330,8 @@ compare-fmnist: deps  ## every method on Fashion-MNIST LeNet at 40% of the param
 # small CNN, then on its wide variant, then the filter methods on ResNet-20 at 40% of the MACs, SEEDS
 # seeds, seed by seed; days on a CPU (ResNet-20: weeks). Each completed run is kept without its
 # weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later `make study-fmnist`
-# on any machine runs only what is missing there. study-report: the report alone.
+# on any machine runs only what is missing there. The methods that prune a trained network share
+# one trained baseline per network and seed (prune.baseline_cache). study-report: the report alone.
 STUDY_LISTS   ?= experiments/repro/study-fmnist-lenet.txt experiments/repro/study-fmnist-wide.txt \
   experiments/repro/study-fmnist-resnet20.txt
 STUDY_ARCHIVE ?= bench/results/study_fmnist/runs
@@ -340,6 +341,7 @@ STUDY_REPORT   = $(PYTHON) scripts/study_report.py $(STUDY_ARCHIVE) --out $(pats
 study-fmnist: deps  ## every method, full Fashion-MNIST, 40%/15% of the parameters, small and wide CNN (+ ResNet-20), SEEDS seeds (days of CPU; resumable; kept in STUDY_ARCHIVE)
 	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
 	$(REPRO) $(STUDY_LISTS) --seeds $(SEEDS) --out $(RUNS_ROOT)/study-fmnist --archive $(STUDY_ARCHIVE) --latency \
+	  --set prune.baseline_cache=$(RUNS_ROOT)/study-fmnist/baselines \
 	  --report $(RUNS_ROOT)/study-fmnist/report --title study-fmnist $(SCHED_ARGS) $(REPRO_ARGS)
 	$(STUDY_REPORT)
 

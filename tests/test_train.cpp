@@ -143,6 +143,46 @@ TEST_CASE("run: a resumed run's times count the epochs and the wall time of the 
     CHECK(summary["time_s"]["total"].get<double>() >= before + summary["time_s"]["finetune"].get<double>());
 }
 
+TEST_CASE("run: prune.baseline_cache trains a baseline once; a later run with the same training reuses it and ends "
+          "bitwise where a run that trained its own does" * doctest::skip(!fashion_mnist_available())) {
+    const std::string dir = scratch("baseline_cache");
+    ExperimentConfig config = small_config(dir);
+    config.prune.method = "taylor";  // scores from gradients on data: anything training left behind would show
+    config.prune.keep = 0.5;
+    config.prune.keep_tolerance = 0.05;  // Taylor's one global ranking of channels lands at 49.3%
+    config.finetune.epochs = 1;
+    auto run_into = [&](const std::string& name, const std::string& cache) {
+        TrainOptions options;
+        options.out_dir = dir + "/" + name;
+        options.quiet = true;
+        ExperimentConfig c = config;
+        c.prune.baseline_cache = cache;
+        return run_experiment(c, options);
+    };
+    const nlohmann::json own = run_into("own", "");
+    const nlohmann::json filled = run_into("fills", dir + "/cache");
+    const nlohmann::json reused = run_into("reuses", dir + "/cache");
+    CHECK_FALSE(filled.contains("baseline_reused"));
+    REQUIRE(reused.contains("baseline_reused"));
+    CHECK(std::filesystem::exists(reused["baseline_reused"].get<std::string>() + "/key.toml"));
+    for (const nlohmann::json* s : {&filled, &reused}) {
+        CHECK((*s)["baseline"]["top1"] == own["baseline"]["top1"]);
+        CHECK((*s)["compacted"]["top1"] == own["compacted"]["top1"]);
+        CHECK((*s)["params_kept"] == own["params_kept"]);
+    }
+    Checkpoint a = load_checkpoint(dir + "/own/pruned.safetensors"), b = load_checkpoint(dir + "/reuses/pruned.safetensors");
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (const auto& [name, entry] : a.tensors) CHECK_MESSAGE(entry.values == b.tensors.at(name).values, name);
+    // The reusing run's record holds the training epochs it took over, with their time.
+    int train_epochs = 0;
+    for (const auto& record : read_metrics(dir + "/reuses")) train_epochs += record["phase"] == "train";
+    CHECK(train_epochs == config.train.epochs);
+    CHECK(reused["time_s"]["pretrain"].get<double>() == doctest::Approx(filled["time_s"]["pretrain"].get<double>()));
+    // Other training (another seed) is another entry: trained, not reused.
+    config.seed = 4;
+    CHECK_FALSE(run_into("other_seed", dir + "/cache").contains("baseline_reused"));
+}
+
 TEST_CASE("train: build_model applies model.widths; a compacted model's widths override them") {
     ExperimentConfig config;
     config.model.name = "lenet";

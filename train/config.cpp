@@ -105,6 +105,9 @@ const SettingTable<PruneConfig>& prune_settings() {
             .integer("round_to", &P::round_to, 1, 1024,
                      "filter: kept widths rounded up to a multiple of this (8: tensor cores), adding back the largest-L1 filters")
             .string("baseline_checkpoint", &P::baseline_checkpoint, "a trained model to prune (\"\": train the baseline)")
+            .string("baseline_cache", &P::baseline_cache,
+                    "a folder where methods that prune a trained network keep their baseline, and reuse it when data, "
+                    "model, training, seed, device and code are the same (\"\": train it every run)")
             .boolean("train_baseline", &P::train_baseline,
                      "methods that train while pruning: also train the unpruned network first, for the comparison")
             .numbers("rates", &P::rates, 0.0, 0.999, "per prunable set, the fraction to prune (empty: keep and budget)")

@@ -77,6 +77,7 @@ struct PruneConfig {
     bool prune_residual_groups = false;
     int64_t round_to = 1;
     std::string baseline_checkpoint;
+    std::string baseline_cache;
     bool train_baseline = false;
     std::vector<double> rates;
     std::string conv_rates;

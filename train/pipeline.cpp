@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "data/loader.h"
@@ -233,6 +234,61 @@ void print_summary(const json& summary) {
 
 }  // namespace
 
+namespace {
+
+// FNV-1a over 64 bits: a name for a text that stays the same across builds (std::hash need not).
+std::string text_digest(const std::string& text) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    return hex;
+}
+
+// [train] of the run, or with prune.baseline_cache its trained baseline from an earlier run of the
+// same data, model, training, seed, device and code (the same network, bit for bit), with that
+// run's training epochs in metrics.jsonl; a baseline trained here is kept there for the next run.
+// False when training stopped early (signal or step limit).
+bool train_or_reuse_baseline(Run& run, Model& model, json& summary) {
+    const ExperimentConfig& config = run.config;
+    if (config.prune.baseline_cache.empty()) return fit(run, model, config.train, "train");
+    ExperimentConfig decides;  // what decides the trained network, and nothing else
+    decides.seed = config.seed;
+    decides.deterministic = config.deterministic;
+    decides.math = config.math;
+    decides.data = config.data;
+    decides.model = config.model;
+    decides.train = config.train;
+    const std::string key = to_toml(decides) + "# device " + device_name(run.device) + ", code " +
+                            run.environment.value("git_revision", std::string("unknown")) + "\n";
+    const std::filesystem::path entry = std::filesystem::path(config.prune.baseline_cache) / text_digest(key);
+    const std::string weights = (entry / "baseline.safetensors").string();
+    if (std::filesystem::exists(weights)) {
+        load_model_weights(model, weights);
+        run.dir->truncate_metrics("train", 0);  // a resumed run's own epochs give way to the kept ones
+        std::ifstream in(entry / "metrics.jsonl");
+        for (std::string line; std::getline(in, line);) run.dir->append_metrics(json::parse(line));
+        run.phase_seconds["train"] = run.dir->logged_seconds("train");
+        summary["baseline_reused"] = entry.string();
+        return true;
+    }
+    if (!fit(run, model, config.train, "train")) return false;
+    // The key and the training epochs first, the weights last: they mark the entry complete.
+    RunDir kept(entry.string());
+    kept.write_text("key.toml", key);
+    std::ifstream in(run.dir->file("metrics.jsonl"));
+    std::string epochs;
+    for (std::string line; std::getline(in, line);) {
+        const json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (record.is_object() && record.value("phase", "") == "train") epochs += line + "\n";
+    }
+    kept.write_text("metrics.jsonl", epochs);
+    save_model(weights, model, config, run.data.norm);
+    return true;
+}
+
+}  // namespace
+
 json run_experiment(const ExperimentConfig& config, const TrainOptions& options) {
     Run run(config, options);
     Model& model = *run.model;
@@ -248,7 +304,7 @@ json run_experiment(const ExperimentConfig& config, const TrainOptions& options)
     } else {
         if (!config.prune.baseline_checkpoint.empty()) {
             load_model_weights(model, config.prune.baseline_checkpoint);
-        } else if (!fit(run, model, config.train, "train")) {
+        } else if (!train_or_reuse_baseline(run, model, summary)) {
             summary["completed"] = false;
             return summary;
         }
