@@ -97,6 +97,14 @@ def kept(run, key):
     return 100.0 if run.method == "none" else run.kept_percent(key)
 
 
+def run_seconds(run):
+    """The run's wall time with its pretraining: a run that reused a shared baseline
+    (prune.baseline_cache) is counted with the training time of that baseline."""
+    total = report.get(run.summary, "time_s", "total")
+    reused = report.get(run.summary, "baseline_reused") and report.get(run.summary, "time_s", "pretrain")
+    return total + reused if total is not None and reused else total
+
+
 def train_epoch_seconds(run):
     """Mean wall time of the run's [train] epochs (the pruning search's epochs for EDropout)."""
     s = [m["seconds"] for m in run.metrics if m.get("phase") == "train" and m.get("seconds")]
@@ -176,7 +184,7 @@ def table_row(rows, row):
             "latency b128 ms": report.fmt(row.values(lambda r: latency_ms(r, 128)), 2),
             "search s": report.fmt(row.values(lambda r: report.get(r.summary, "time_s", "search")), 1)
             if row.method != "none" else "–",
-            "run s": report.fmt(row.values(lambda r: report.get(r.summary, "time_s", "total")), 0)}
+            "run s": report.fmt(row.values(run_seconds), 0)}
 
 
 def paired_lines(rows):
@@ -341,7 +349,8 @@ def main(argv=None):
               "", "Top-1 and top-5 of the final network (compacted where whole filters went) on the 10,000 test images, "
               "mean ± std over seeds; Δ: paired by seed with the unpruned network trained for the same number of "
               "epochs; latency: the final network on one core, the fastest of 5 rounds of 10 forwards (unstructured "
-              "masks keep the dense shapes); search: the method's own time (scoring, search, RL), run: the whole run."]
+              "masks keep the dense shapes); search: the method's own time (scoring, search, RL), run: the whole run with its pretraining "
+              "(shared between the methods that prune a trained network, and counted in each of them)."]
     for net in dict.fromkeys(r.network for r in rows):
         lines += ["", f"## {net}", "", "| " + " | ".join(TABLE) + " |", "|" + "---|" * len(TABLE)]
         lines += ["| " + " | ".join(str(table[r.name][c]) for c in TABLE) + " |" for r in rows if r.network == net]

@@ -20,15 +20,16 @@ namespace {
 // One archived run: config, summary (final top-1, parameters kept) and one [train] epoch of
 // `epoch_s` seconds. Method "none" is the unpruned reference (its top-1 is the baseline's).
 void write_run(const fs::path& archive, const std::string& name, int seed, const std::string& method, double top1,
-               double params_kept, double epoch_s, const std::string& extra_config = "") {
+               double params_kept, double epoch_s, const std::string& extra_config = "", bool reused_baseline = false) {
     const fs::path d = archive / name / ("seed" + std::to_string(seed));
     write_text(d / "config.toml", "name = \"" + name + "\"\nseed = " + std::to_string(seed) +
                                       "\n[model]\nname = \"lenet\"\n[prune]\nmethod = \"" + method + "\"\n" + extra_config);
     std::ostringstream s;
     s << R"({"experiment": ")" << name << R"(", "seed": )" << seed << R"(, "method": ")" << method
       << R"(", "model": "lenet", "dataset": "fashion-mnist", "completed": true, "device": "test CPU",)"
-      << R"( "time_s": {"search": 2.0, "total": 60.0}, "baseline": {"top1": )" << (method == "none" ? top1 : 80.0)
+      << R"( "time_s": {"search": 2.0, "pretrain": 30.0, "total": 60.0}, "baseline": {"top1": )" << (method == "none" ? top1 : 80.0)
       << R"(, "top5": 99.0, "macs": 1000000})";
+    if (reused_baseline) s << R"(, "baseline_reused": "baselines/0123")";
     if (method != "none")
         s << R"(, "compacted": {"top1": )" << top1 << R"(, "top5": 99.0, "macs": 400000}, "params_kept": )" << params_kept
           << R"(, "macs_kept": 0.4)";
@@ -54,7 +55,7 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
         const double u = unpruned[seed - 1];
         write_run(archive, "fmnist_lenet_unpruned", seed, "none", u, 1.0, 10.0);
         write_run(archive, "fmnist_lenet_l1_filter_k40", seed, "l1-filter", l1[seed - 1], 0.4, 10.0);
-        write_run(archive, "fmnist_lenet_fpgm_k40", seed, "fpgm", fpgm[seed - 1], 0.4, 10.0);
+        write_run(archive, "fmnist_lenet_fpgm_k40", seed, "fpgm", fpgm[seed - 1], 0.4, 10.0, "", /*reused_baseline=*/true);
         write_run(archive, "fmnist_lenet_taylor_k40", seed, "taylor", taylor[seed - 1], 0.4, 10.0);
         // EDropout at 20% of the parameters, −0.5 against the unpruned network; search epochs 1.1× as long.
         write_run(archive, "fmnist_lenet_edropout_k15", seed, "edropout", edropout[seed - 1], 0.2, 11.0,
@@ -75,6 +76,9 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
     CHECK(rows["fmnist_lenet_l1_filter_k40"]["params kept %"] == "40.00 ± 0.00");
     CHECK(rows["fmnist_lenet_l1_filter_k40"]["latency b1 ms"] == "0.250 ± 0.000");  // the pruned network's
     CHECK(rows["fmnist_lenet_edropout_k15"]["method"] == "edropout");
+    // A run that reused the shared baseline counts its pretraining (30 s) with its own 60 s.
+    CHECK(rows["fmnist_lenet_l1_filter_k40"]["run s"] == "60 ± 0");
+    CHECK(rows["fmnist_lenet_fpgm_k40"]["run s"] == "90 ± 0");
     // Paired against L1: FPGM +1 every seed (3 of 3 above: p = 2 · 1/8); Taylor +1, −1, +0.5: mean
     // +0.17, std 1.041, half-width 4.303 · 1.041 / √3 = 2.59; signs 2 / 1, p = 1.
     CHECK(md.find("| lenet | 40% | fpgm | 3 | +1.00 | [+1.00, +1.00] | 3 / 0 | 0.25 | above L1 |") != std::string::npos);
