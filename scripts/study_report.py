@@ -7,14 +7,16 @@ directories alone.
 
 Runs (found and read as scripts/report.py does) are grouped by experiment name. A row's network is
 its model with its widths; its budget, the experiment name's _k<percent> suffix (the share of the
-parameters, or of the MACs where prune.budget says so, that its list line asks for); the unpruned reference of a network is its run with
-prune.method = "none", paired with the pruned runs seed by seed. Every row: top-1 and top-5 (mean
-± std over seeds), the difference to the unpruned network, parameters and MACs kept, the latency
-of the final network (latency.json: one core, fastest of 5 rounds; else the run's own figure),
-the wall time of the search and of the run. The paired comparison against L1 at the same budget
-gives the mean difference, its 95% t-interval and the sign test over seeds. Writes DIR/README.md,
-DIR/results.csv and DIR/figures/*.png (top-1 against parameters and MACs kept with error bars;
-latency against MACs), and says which experiments of the --expect lists have no complete run yet.
+parameters, or of the MACs where prune.budget says so, that its list line asks for); the unpruned
+reference of a network is its run with prune.method = "none", paired with the pruned runs seed by
+seed. Every row: top-1 and top-5 (mean ± std over seeds), the difference to the unpruned network,
+parameters and MACs kept, the latency of the final network (latency.json: one core, fastest of 5
+rounds; else the run's own figure), the wall time of the search and of the run. The paired
+comparison against L1 at the same budget gives the mean difference, its 95% t-interval and the
+sign test over seeds. Writes DIR/README.md (with DIR/notes.md, hand-written observations, where
+it exists), DIR/results.csv and DIR/figures/*.png (top-1 against parameters and MACs kept with
+error bars; latency against MACs), and says which experiments of the --expect lists have no
+complete run yet.
 """
 import argparse
 import csv
@@ -358,6 +360,10 @@ def main(argv=None):
               "Per seed, the method's top-1 minus L1's; the t-interval and the sign test over the paired seeds. "
               "With three seeds the sign test cannot go below p = 0.25: read the interval.", ""] + paired_lines(rows)
     lines += ["", "## Goals", ""] + goal_lines(rows)
+    notes = os.path.join(args.out, "notes.md")  # what a person saw while the runs ran, kept across reports
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += ["", "## Notes", "", f.read().strip()]
     if not_run:
         lines += ["", "## Not run yet", "", ", ".join(not_run)]
     problems = [(r.path, p) for r in runs for p in r.problems if r.status != "complete"]

@@ -63,6 +63,7 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
     }
     write_text(root / "configs" / "never.toml", "name = \"never_run\"\n");
     write_text(root / "list.txt", "configs/never.toml name=fmnist_lenet_hrank_k40\n");
+    write_text(out / "notes.md", "Seen while the runs ran.\n");  // hand-written: the report carries it
     const std::string cmd = python() + " scripts/study_report.py " + archive.string() + " --out " + out.string() +
                             " --expect " + (root / "list.txt").string() + " --root " + root.string();
     REQUIRE_MESSAGE(run(cmd, log) == 0, read_text(log));
@@ -91,6 +92,7 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
     CHECK(md.find("Commits of the runs: abc1234. Devices: test CPU. Runs measured: 2026-12-07 to 2026-12-07.") !=
           std::string::npos);
     CHECK(md.find("## Not run yet\n\nfmnist_lenet_hrank_k40") != std::string::npos);
+    CHECK(md.find("## Notes\n\nSeen while the runs ran.") != std::string::npos);
     if (std::system((python() + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0)
         for (const char* png : {"top1_vs_params_kept.png", "top1_vs_macs_kept.png", "latency_vs_macs.png"})
             CHECK(read_text(out / "figures" / png).substr(0, 4) == "\x89PNG");
