@@ -31,13 +31,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom (beyond 30: the normal's 1.96).
+# Two-sided 95% quantiles of Student's t by degrees of freedom; between two entries the lower
+# degrees' (the wider interval), beyond 30 the normal's 1.96.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
         12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
 def t975(df):
-    return T975.get(df) or next((T975[k] for k in sorted(T975) if k >= df), 1.96)
+    return T975[max(k for k in T975 if k <= df)] if df <= 30 else 1.96
 
 
 def t_interval(diffs):
