@@ -255,9 +255,10 @@ def main():
     except sweep.SweepError as e:
         print(f"repro: {e}", file=sys.stderr)
         return 2
-    for run in todo:  # what the Slurm tasks completed (the local runs were finished as they ended)
-        if sweep.run_state(run) == "complete" and (args.archive or args.latency):
-            finish_run(run, args, device)
+    if args.sched == "slurm":  # what the tasks completed (the local runs were finished as they ended)
+        for run in todo:
+            if sweep.run_state(run) == "complete":
+                finish_run(run, args, device)
     print(f"repro: {len(todo)} runs in {(time.time() - start) / 60:.1f} min, {len(failed)} not completed")
     for run, detail in failed:
         logs = f"{run.log}" + (f", task log {detail}" if isinstance(detail, str) else "")
