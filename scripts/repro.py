@@ -11,7 +11,9 @@ a pattern that matches no config yet is reported as "not run"; an argument endin
 one config. Run i of a config goes to OUT/<experiment>/seed<i> with --seed i; the runs go list by
 list, seed by seed (every experiment of a list with seed 1 first), so a study stopped early has
 whole seeds. A run whose summary.json says completed is skipped, a partial one is resumed, a
-failed one is logged and the others go on. The runs go one after another, N at once on this
+failed one is logged and the others go on. A run made earlier with another config than its list
+gives now (another value of any key but where files are) stops the script before anything runs;
+--rerun-changed deletes such runs and runs them again. The runs go one after another, N at once on this
 machine, or to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an
 estimate of the run time; at the end (with Slurm: with --wait), the runs not completed and the
 table.
@@ -101,6 +103,13 @@ def archived(run, archive):
     return sweep.Run(run.config, run.name, run.seed, os.path.join(archive, run.name, f"seed{run.seed}"), run.overrides)
 
 
+def earlier_copies(run, archive):
+    """What earlier sweeps left of the run: its complete copy in the archive, its started one in OUT.
+    They count only while their config.toml is the experiment the list asks for now."""
+    copies = [archived(run, archive)] if archive and sweep.run_state(archived(run, archive)) == "complete" else []
+    return copies + ([run] if sweep.run_state(run) != "new" else [])
+
+
 def archive_run(run, archive):
     """Copies the run's small files to its place in the archive, each written atomically."""
     dest = archived(run, archive).dir
@@ -166,6 +175,9 @@ def main():
                                       "again; the report is written from here (a study to commit)")
     ap.add_argument("--latency", action="store_true",
                     help="time each completed run's networks on one core (latency.json), batch 1 and 128")
+    ap.add_argument("--rerun-changed", action="store_true",
+                    help="runs (in OUT or the archive) whose recorded config differs from what the list gives now are "
+                         "deleted and run again (without it, such runs stop the script before anything runs)")
     ap.add_argument("--report", help="folder of the report (default: OUT/report)")
     ap.add_argument("--estimate-only", action="store_true", help="print the estimate and stop")
     ap.add_argument("--no-plots", action="store_true", help="the report's tables only")
@@ -232,15 +244,36 @@ def main():
     if args.estimate_only:
         return 0
 
-    todo = []
-    for i, run in enumerate(runs, 1):
-        if args.archive and sweep.run_state(archived(run, args.archive)) == "complete":
-            print(f"repro: [{i}/{len(runs)}] {run.label()}: in the archive, skipped")
-        elif sweep.run_state(run) == "complete":
-            finish_run(run, args, device)
-            print(f"repro: [{i}/{len(runs)}] {run.label()}: done earlier, skipped")
-        else:
-            todo.append(run)
+    todo, changed = [], []
+    try:
+        for i, run in enumerate(runs, 1):
+            copies = earlier_copies(run, args.archive)
+            changes = next((c for c in (sweep.config_changes(r, args.bin) for r in copies) if c), [])
+            if changes and not args.rerun_changed:
+                changed.append((run, copies, changes))
+            elif changes:
+                for r in copies:
+                    shutil.rmtree(r.dir)
+                print(f"repro: [{i}/{len(runs)}] {run.label()}: its config changed ({'; '.join(changes)}): "
+                      f"the earlier run is deleted and runs again")
+                todo.append(run)
+            elif args.archive and sweep.run_state(archived(run, args.archive)) == "complete":
+                print(f"repro: [{i}/{len(runs)}] {run.label()}: in the archive, skipped")
+            elif sweep.run_state(run) == "complete":
+                finish_run(run, args, device)
+                print(f"repro: [{i}/{len(runs)}] {run.label()}: done earlier, skipped")
+            else:
+                todo.append(run)
+    except sweep.SweepError as e:
+        print(f"repro: {e}", file=sys.stderr)
+        return 2
+    if changed:
+        for run, copies, changes in changed:
+            print(f"repro: {run.label()}: its config changed since it ran ({'; '.join(changes)}); "
+                  f"earlier run: {', '.join(r.dir for r in copies)}", file=sys.stderr)
+        print(f"repro: {len(changed)} runs were made with another config than their list gives now: put the "
+              "configs back, or pass --rerun-changed to delete those runs and run them again", file=sys.stderr)
+        return 2
     start = time.time()
     try:
         if args.sched == "slurm":

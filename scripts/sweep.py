@@ -62,6 +62,21 @@ def run_state(run):
     return "partial" if os.path.exists(os.path.join(run.dir, "config.toml")) else "new"
 
 
+def config_changes(run, binary):
+    """The keys in which the run's recorded config.toml differs from what its config, seed and
+    overrides give now (`spinprune config --against`); empty when it is the same experiment."""
+    cmd = [binary, "config", "--config", run.config, "--seed", str(run.seed),
+           "--against", os.path.join(run.dir, "config.toml")]
+    for o in run.overrides:
+        cmd += ["--set", o]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    changes = p.stdout.splitlines()
+    if p.returncode not in (0, 1) or (p.returncode == 1) != bool(changes):
+        raise SweepError(f"{run.label()}: could not compare its config with {run.dir}/config.toml: "
+                         f"{p.stderr.strip() or f'exit {p.returncode}'}")
+    return changes
+
+
 def run_command(run, binary, device):
     cmd = [binary, "run", "--config", run.config, "--seed", str(run.seed), "--out", run.dir, "--device", device]
     if run_state(run) == "partial":

@@ -214,6 +214,21 @@ TEST_CASE("config keys: a config saved before the keys moved reads them at their
     CHECK_THROWS_WITH_AS(parse_config(kSavedBeforeTheMove, "x.toml"), doctest::Contains("is now"), Error);
 }
 
+TEST_CASE("config keys: config_changes names every key that differs, but not where files are") {
+    const ExperimentConfig c = load_config("experiments/fashion_mnist_lenet.toml");
+    CHECK(config_changes(c, c).empty());
+    // A config saved before the keys moved is the same experiment.
+    CHECK(config_changes(parse_saved_config(kSavedBeforeTheMove, "run/config.toml"), c).empty());
+    const ExperimentConfig changed =
+        load_config("experiments/fashion_mnist_lenet.toml", {"train.lr=0.1", "prune.edropout.eval_images=16", "seed=2"});
+    const std::vector<std::string> expected = {"seed: 1 -> 2", "train.lr: 0.05 -> 0.1", "prune.edropout.eval_images: 32 -> 16"};
+    CHECK(config_changes(c, changed) == expected);
+    // Keys that say where files are do not change the experiment.
+    CHECK(config_changes(c, load_config("experiments/fashion_mnist_lenet.toml",
+                                        {"data.dir=\"elsewhere\"", "prune.baseline_cache=\"cache\""}))
+              .empty());
+}
+
 TEST_CASE("config keys: --resume continues a run whose config.toml predates the move" * doctest::skip(!fashion_mnist_available())) {
     const std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_keys_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);

@@ -390,7 +390,9 @@ TEST_CASE("resources: a run whose config.toml predates a key resumes; a changed 
     CHECK_NOTHROW(Run(config, options));
     ExperimentConfig changed = config;
     changed.train.lr = 0.1;
-    CHECK(error_of([&] { Run(changed, options); }).find("the config differs from the one") != std::string::npos);
+    const std::string error = error_of([&] { Run(changed, options); });
+    CHECK(error.find("the config differs from the one") != std::string::npos);
+    CHECK(error.find("train.lr: ") != std::string::npos);  // and names the key
 }
 
 TEST_CASE("numerics: corrupt progress metadata in a checkpoint is an error naming the file and key" *

@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "tests/harness.h"
 #include "tests/script_helpers.h"
 #include "train/config.h"
 
@@ -81,6 +82,22 @@ struct Fixture {
                    log);
     }
 };
+
+// A stand-in for bin/spinprune at `path`: `config` is the real program's (repro.py compares configs
+// with it); `latency` prints a timing; for `run` it reads --out, --seed, --config and every --set (name=... into $name),
+// writes the run's config.toml as the real program resolves it, then runs `body`.
+void write_fake_spinprune(const fs::path& path, const std::string& body) {
+    const std::string real = fs::absolute(sp::test::spinprune_program()).string();
+    write_text(path, "#!/bin/bash\nreal='" + real + R"('
+if [ "$1" = config ]; then exec "$real" "$@"; fi
+if [ "$1" = latency ]; then echo '{"ms": {"b1": 0.5, "b128": 20.0}, "cpu_threads": '"$OMP_NUM_THREADS"'}'; exit 0; fi
+sets=()
+while [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; --seed) seed=$2; shift;; --config) config=$2; shift;;
+  --set) sets+=(--set "$2"); case $2 in name=*) name=${2#name=}; name=${name//\"/};; esac; shift;; esac; shift; done
+mkdir -p "$out"; "$real" config --config "$config" --seed "$seed" "${sets[@]}" > "$out/config.toml" || exit 9
+)" + body);
+    fs::permissions(path, fs::perms::owner_all);
+}
 
 bool is_png(const fs::path& p) {
     const std::string head = read_text(p).substr(0, 8);
@@ -157,15 +174,11 @@ TEST_CASE("repro.py: runs a list over seeds, skips finished runs, reports failur
     Fixture fx;
     // A stand-in for bin/spinprune: writes a complete run (top-1 80 + seed), fails for seed 3.
     const fs::path fake = fx.root / "fake_spinprune.sh";
-    write_text(fake, "#!/bin/bash\nwhile [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; --seed) seed=$2; shift;;"
-                     " --config) config=$2; shift;; esac; shift; done\n"
-                     "[ \"$seed\" = 3 ] && { echo 'seed 3 fails'; exit 3; }\n"
-                     "name=$(basename \"$config\" .toml); mkdir -p \"$out\"\n"
-                     "echo \"name = \\\"$name\\\"\" > \"$out/config.toml\"\n"
-                     "echo \"{\\\"experiment\\\": \\\"$name\\\", \\\"seed\\\": $seed, \\\"completed\\\": true,"
-                     " \\\"compacted\\\": {\\\"top1\\\": 8$seed, \\\"top5\\\": 99}, \\\"params_kept\\\": 0.5}\""
-                     " > \"$out/summary.json\"\necho ran >> \"" + (fx.root / "calls").string() + "\"\n");
-    fs::permissions(fake, fs::perms::owner_all);
+    write_fake_spinprune(fake, "[ \"$seed\" = 3 ] && { rm -r \"$out\"; echo 'seed 3 fails'; exit 3; }\n"  // before it starts
+                               "name=$(basename \"$config\" .toml)\n"
+                               "echo \"{\\\"experiment\\\": \\\"$name\\\", \\\"seed\\\": $seed, \\\"completed\\\": true,"
+                               " \\\"compacted\\\": {\\\"top1\\\": 8$seed, \\\"top5\\\": 99}, \\\"params_kept\\\": 0.5}\""
+                               " > \"$out/summary.json\"\necho ran >> \"" + (fx.root / "calls").string() + "\"\n");
     write_text(fx.root / "run_list.txt", "configs/exp_a.toml\nconfigs/missing_*.toml\n");
     const fs::path out = fx.root / "repro";
     const std::string cmd = python() + " scripts/repro.py " + (fx.root / "run_list.txt").string() +
@@ -192,24 +205,18 @@ TEST_CASE("repro.py: name= gives one config two rows; runs go seed by seed; --ar
           "without weights, with --latency's timing, and a fresh output folder skips them; duplicate names refused") {
     REQUIRE(fs::exists("scripts/repro.py"));
     Fixture fx;
-    // A stand-in for bin/spinprune: `latency` prints a timing; `run` writes a complete run named by its
-    // --set name=..., with a weights file, and notes "name seed" in calls.
+    // A stand-in for bin/spinprune: `run` writes a complete run named by its --set name=..., with a
+    // weights file, and notes "name seed" in calls.
     const fs::path fake = fx.root / "fake_spinprune.sh", calls = fx.root / "calls";
-    write_text(fake, R"(#!/bin/bash
-if [ "$1" = latency ]; then echo '{"ms": {"b1": 0.5, "b128": 20.0}, "cpu_threads": '"$OMP_NUM_THREADS"'}'; exit 0; fi
-while [ $# -gt 0 ]; do case $1 in --out) out=$2; shift;; --seed) seed=$2; shift;;
-  --set) case $2 in name=*) name=${2#name=}; name=${name//\"/};; esac; shift;; esac; shift; done
-mkdir -p "$out"; printf 'name = "%s"\n' "$name" > "$out/config.toml"
-echo weights > "$out/pruned.safetensors"
+    write_fake_spinprune(fake, R"(echo weights > "$out/pruned.safetensors"
 echo "{\"experiment\": \"$name\", \"seed\": $seed, \"completed\": true, \"method\": \"l1-filter\", \"compacted\": {\"top1\": 8$seed}, \"params_kept\": 0.4}" > "$out/summary.json"
 echo "$name $seed" >> )" + calls.string() + "\n");
-    fs::permissions(fake, fs::perms::owner_all);
     write_text(fx.root / "two.txt", "configs/exp_a.toml name=a_k40 prune.keep=0.4\nconfigs/exp_a.toml name=a_k15 prune.keep=0.15\n");
     const fs::path archive = fx.root / "archive";
-    auto repro = [&](const std::string& list, const std::string& out) {
+    auto repro = [&](const std::string& list, const std::string& out, const std::string& extra = "") {
         return run(python() + " scripts/repro.py " + (fx.root / list).string() + " --seeds 2 --out " + (fx.root / out).string() +
                        " --archive " + archive.string() + " --latency --no-plots --bin " + fake.string() +
-                       " --device cpu --root " + fx.root.string(),
+                       " --device cpu --root " + fx.root.string() + extra,
                    fx.log);
     };
     REQUIRE(repro("two.txt", "out1") == 0);
@@ -229,6 +236,18 @@ echo "$name $seed" >> )" + calls.string() + "\n");
     auto rows = read_table(fx.root / "out2" / "report" / "results.csv");  // written from the archive
     CHECK(rows["a_k40"]["top1"] == "81.50 ± 0.71");
     CHECK(rows["a_k40"]["latency_b1_ms"] == "0.500 ± 0.000");  // latency.json's, the summary has none
+
+    // The config changed since: the runs made with the old one stop the script before anything runs,
+    // naming the key, and run again with --rerun-changed; a change of where files are is no change.
+    write_text(fx.root / "configs" / "exp_a.toml", config_toml("exp_a", 1, "edropout") + "[train]\nepochs = 2\n");
+    CHECK(repro("two.txt", "out2") == 2);
+    CHECK(read_text(fx.log).find("a_k40 seed 1: its config changed since it ran (train.epochs: 3 -> 2)") != std::string::npos);
+    CHECK(read_text(calls) == "a_k40 1\na_k15 1\na_k40 2\na_k15 2\n");
+    REQUIRE(repro("two.txt", "out2", " --rerun-changed") == 0);
+    CHECK(read_text(calls) == "a_k40 1\na_k15 1\na_k40 2\na_k15 2\na_k40 1\na_k15 1\na_k40 2\na_k15 2\n");
+    CHECK(read_text(archive / "a_k40" / "seed1" / "config.toml").find("epochs = 2") != std::string::npos);
+    REQUIRE(repro("two.txt", "out2", " --set prune.baseline_cache=elsewhere") == 0);
+    CHECK(read_text(calls).size() == 2 * std::string("a_k40 1\na_k15 1\na_k40 2\na_k15 2\n").size());
 
     write_text(fx.root / "same.txt", "configs/exp_a.toml name=twice\nconfigs/exp_c.toml name=twice\n");
     CHECK(repro("same.txt", "out3") == 2);

@@ -105,7 +105,13 @@ int main(int argc, char** argv) {
     CLI::App* config_cmd = app.add_subcommand("config", "print the resolved config of --config, or every key (--keys)");
     config_cmd->add_option("--config", config_path, "experiment TOML file")->check(CLI::ExistingFile);
     config_cmd->add_option("--set", overrides, "override a config key: section.key=value");
+    config_cmd->add_option("--seed", seed, "override the config's seed")->check(CLI::NonNegativeNumber);
     config_cmd->add_flag("--keys", keys, "every key with its default, range or choices and doc");
+    std::string against;
+    config_cmd
+        ->add_option("--against", against,
+                     "a run's config.toml: print the keys that differ from it (exit 1) or nothing (exit 0)")
+        ->check(CLI::ExistingFile);
 
     for (CLI::App* sub : {train, run, prune})
         sub->add_flag("--quiet", quiet, "print only errors (everything else is in the run directory)");
@@ -121,8 +127,20 @@ int main(int argc, char** argv) {
         }
         if (*config_cmd) {
             SP_REQUIRE(keys != !config_path.empty(), "spinprune config: give --config FILE or --keys");
-            std::printf("%s", keys ? config_keys_text().c_str() : to_toml(load_config(config_path, overrides)).c_str());
-            return 0;
+            SP_REQUIRE(against.empty() || !keys, "spinprune config: --against compares with --config FILE, not --keys");
+            if (keys) {
+                std::printf("%s", config_keys_text().c_str());
+                return 0;
+            }
+            ExperimentConfig config = load_config(config_path, overrides);
+            if (seed >= 0) config.seed = seed;
+            if (against.empty()) {
+                std::printf("%s", to_toml(config).c_str());
+                return 0;
+            }
+            const std::vector<std::string> changes = config_changes(load_saved_config(against), config);
+            for (const std::string& c : changes) std::printf("%s\n", c.c_str());
+            return changes.empty() ? 0 : 1;
         }
         if (*devices) {
             std::string why;

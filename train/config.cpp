@@ -616,6 +616,22 @@ std::string to_toml(const ExperimentConfig& config) {
     return out.str();
 }
 
+std::vector<std::string> config_changes(const ExperimentConfig& before, const ExperimentConfig& after) {
+    static const std::set<std::string> location_keys = {"data.dir", "prune.baseline_cache"};
+    ExperimentConfig a = before, b = after;  // sections() hands out pointers into them
+    const std::vector<SectionRef> was = sections(a), now = sections(b);
+    std::vector<std::string> changes;
+    for (size_t i = 0; i < was.size(); ++i) {
+        for (const Setting& s : was[i].keys->settings()) {
+            const std::string key = was[i].name.empty() ? s.name : was[i].name + "." + s.name;
+            const SettingValue x = s.get(was[i].object), y = s.get(now[i].object);
+            if (x != y && !location_keys.count(key))
+                changes.push_back(key + ": " + setting_value_text(x) + " -> " + setting_value_text(y));
+        }
+    }
+    return changes;
+}
+
 std::string config_keys_text() {
     ExperimentConfig defaults;
     std::ostringstream out;

@@ -127,6 +127,11 @@ ExperimentConfig parse_saved_config(const std::string& text, const std::string& 
 // Old key → its new name ("prune.members" → "prune.edropout.members").
 const std::vector<std::pair<std::string, std::string>>& renamed_config_keys();
 
+// The keys whose values differ between two configs, each as "key: before -> after", in reading
+// order; keys that only say where files are (data.dir, prune.baseline_cache) are not compared,
+// since they do not change what a run computes. Empty: the same experiment.
+std::vector<std::string> config_changes(const ExperimentConfig& before, const ExperimentConfig& after);
+
 // `spinprune config --keys`: every key with its type, default, range or choices and doc, by section.
 std::string config_keys_text();
 

@@ -373,11 +373,10 @@ Run::Run(const ExperimentConfig& cfg, const TrainOptions& opts) : config(cfg), o
         // A resumed run must continue the same experiment. The saved config is read back and
         // resolved again, so keys added to spinprune since the run started take their defaults
         // and keys moved since are read at their new place, instead of making every older run
-        // differ (the comment line names the source).
-        const ExperimentConfig saved = load_saved_config(dir->file("config.toml"));
-        auto body = [](const std::string& text) { return text.substr(text.find('\n') + 1); };
-        SP_REQUIRE(body(to_toml(saved)) == body(to_toml(config)),
-                   "--resume: the config differs from the one " << dir->path() << " started with (its config.toml)");
+        // differ.
+        const std::vector<std::string> changes = config_changes(load_saved_config(dir->file("config.toml")), config);
+        SP_REQUIRE(changes.empty(), "--resume: the config differs from the one " << dir->path()
+                                    << " started with (its config.toml): " << join(changes, 8, "; "));
         std::ifstream elapsed(dir->file("elapsed.json"));
         if (elapsed) {
             const nlohmann::json e = nlohmann::json::parse(elapsed, nullptr, /*allow_exceptions=*/false);
