@@ -298,7 +298,7 @@ PROFILE_EXP  ?= fashion_mnist_lenet_edropout
 PROFILE_SHORT := --set train.epochs=1 --set data.train_subset=2048 --set data.validation=512 --set finetune.epochs=1
 COST_STUDIES = $(wildcard bench/results/*_cost_study.json)
 
-.PHONY: repro-edropout repro-gibbs repro-energy-aware repro-crl repro-all compare-fmnist study-fmnist study-report report profile ncu cost-study
+.PHONY: repro-edropout repro-gibbs repro-energy-aware repro-crl repro-all compare-fmnist study-fmnist study-report edropout-cost report profile ncu cost-study
 
 # $(call repro,name,lists,data targets)
 define repro
@@ -347,6 +347,15 @@ study-fmnist: deps  ## every method, full Fashion-MNIST, 40%/15% of the paramete
 
 study-report:  ## the study's report (tables, paired statistics, plots) from STUDY_ARCHIVE alone
 	$(STUDY_REPORT)
+
+# EDropout's search epochs against plain ones, by images per generation and evaluation path, on one
+# core (the last; nothing else should run there) so the times measure the method, not the machine.
+COST_SEEDS ?= 1
+edropout-cost: deps  ## EDropout's search time vs a plain epoch on one core, COST_SEEDS seeds (~40 min each) -> bench/results/cpu_edropout_cost.md
+	@$(MAKE) --no-print-directory -j$(JOBS) $(APP)
+	OMP_NUM_THREADS=1 taskset -c $$(($$(nproc) - 1)) $(REPRO) experiments/repro/edropout-cost-fmnist.txt --seeds $(COST_SEEDS) \
+	  --out $(RUNS_ROOT)/edropout-cost --title edropout-cost --no-plots $(REPRO_ARGS)
+	$(PYTHON) scripts/edropout_cost.py $(RUNS_ROOT)/edropout-cost --out bench/results/cpu_edropout_cost.md
 
 report:  ## tables (Markdown + CSV) and plots (PNG + SVG) from run directories: make report RUNS=dir
 	@test -n "$(RUNS)" || { echo "make report: name the run directories, e.g. make report RUNS=runs/compare-fmnist"; exit 2; }

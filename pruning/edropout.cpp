@@ -42,6 +42,9 @@ const SettingTable<EDropoutOptions>& edropout_settings() {
                     "lambda of the budget term lambda * max(kept - prune.keep, 0) in prune.budget units (0: none)")
             .boolean("member_batch_statistics", [](O& o) -> bool& { return o.evaluation.member_batch_statistics; },
                      "BN with each member's batch statistics while evaluating (else running statistics)")
+            .boolean("compact_members", [](O& o) -> bool& { return o.evaluation.compact_members; },
+                     "energies from each member's compacted network, one after another (fewer MACs: for the CPU), "
+                     "instead of one gated pass of all members")
             .integer("min_epochs", &O::min_epochs, -1, 100000, "the search may stop from this epoch (-1: half of train.epochs)")
             .integer("patience", &O::patience, 1, INT64_MAX, "generations without a change of the best energy before it stops")
             .integer("min_generations", &O::min_generations, 0, INT64_MAX, "and at least this many generations in all")

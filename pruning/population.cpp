@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/error.h"
+#include "pruning/surgery.h"
 
 namespace sp {
 
@@ -153,6 +154,11 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
         members_per_pass_ = 1;
         return;
     }
+    if (options_.compact_members) {
+        evaluate_compacted(ctx, population, images, labels, energies);
+        members_per_pass_ = 1;
+        return;
+    }
     const int64_t p = population.dim(0), b = images.dim(0);
     ModelRestore restore(space_, options_.member_batch_statistics);
     set_evaluation_mode(model, options_.member_batch_statistics);
@@ -191,6 +197,26 @@ void PopulationEvaluator::evaluate(Context& ctx, const Tensor& population, const
         done += m;
     }
     members_per_pass_ = chunk;
+    require_finite_energies(energies);
+}
+
+void PopulationEvaluator::evaluate_compacted(Context& ctx, const Tensor& population, const Tensor& images,
+                                             const Tensor& labels, Tensor& energies) {
+    SP_REQUIRE(space_.granularity() == Granularity::filter && space_.options().gate_after_bn,
+               "PopulationEvaluator: compact_members needs filter masks that gate after BN, got "
+                   << granularity_name(space_.granularity()) << " masks"
+                   << (space_.options().gate_after_bn ? "" : " gating before BN"));
+    space_.detach();  // compaction copies the dense weights
+    const std::vector<float> host = population.to_host();
+    const int64_t d = population.dim(1);
+    for (int64_t p = 0; p < population.dim(0); ++p) {
+        const std::vector<float> state(host.begin() + p * d, host.begin() + (p + 1) * d);
+        std::unique_ptr<Model> compact = compact_model(space_.model(), space_.kept_channels(state));
+        set_evaluation_mode(*compact, options_.member_batch_statistics);  // its statistics are its own copy
+        Tensor& logits = compact->forward(ctx, images);  // (B, classes)
+        Tensor e = elements(energies, p, 1);
+        member_energies(ctx, logits, labels, options_.energy, e);
+    }
     require_finite_energies(energies);
 }
 

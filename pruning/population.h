@@ -2,8 +2,9 @@
 // batched pass. The batch is replicated P times (P·B images, member-major); for filter masks
 // every gated layer multiplies its output channels by its member's mask in the same kernel
 // that scales channels; for weight and kernel masks every conv/linear layer runs the P members'
-// masked weights as one grouped convolution (see population.cpp). The reference of every path
-// is evaluate_one_by_one(): one forward per member.
+// masked weights as one grouped convolution (see population.cpp). Filter masks can instead run
+// each member's compacted network (compact_members). The reference of every path is
+// evaluate_one_by_one(): one forward per member.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,12 @@ struct PopulationOptions {
     int64_t max_images_per_pass = 0;
     // Weight/kernel masks: all members in one grouped pass (else one member after another).
     bool grouped_weight_masks = true;
+    // Filter masks: each member's compacted network (pruning/surgery.h) on the B images, one
+    // member after another, instead of the P·B images through the gated dense network. The same
+    // energies up to float rounding, for about the MACs the members keep instead of all of them:
+    // faster where arithmetic is the cost (the CPU); the batched pass, one launch per layer, suits
+    // the GPU. Needs masks that gate after BN (what compaction reproduces).
+    bool compact_members = false;
     // Refuse members that empty a segment or hold values other than 0/1 (a host copy of the
     // population per call; callers whose members are valid by construction, like EDropout's
     // repaired evolution, turn it off). Non-finite energies are always refused.
@@ -54,6 +61,9 @@ public:
     int64_t members_per_pass() const { return members_per_pass_; }
 
 private:
+    // compact_members: member p's energy from its compacted network on `images`.
+    void evaluate_compacted(Context& ctx, const Tensor& population, const Tensor& images, const Tensor& labels,
+                            Tensor& energies);
     // One forward of `members` (P, D) on the first members·B rows of replicated_; energies (P).
     void evaluate_chunk(Context& ctx, const Tensor& members, int64_t batch, Tensor& energies);
 

@@ -109,8 +109,11 @@ def run_seconds(run):
 
 
 def train_epoch_seconds(run):
-    """Mean wall time of the run's [train] epochs (the pruning search's epochs for EDropout)."""
-    s = [m["seconds"] for m in run.metrics if m.get("phase") == "train" and m.get("seconds")]
+    """Mean wall time of the run's [train] epochs; for EDropout, of its search epochs (those whose
+    search had not converged at their end), when there are any."""
+    train = [m for m in run.metrics if m.get("phase") == "train" and m.get("seconds")]
+    searching = [m for m in train if m.get("search_converged") is False]
+    s = [m["seconds"] for m in searching or train]
     return statistics.fmean(s) if s else None
 
 

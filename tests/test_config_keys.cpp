@@ -229,6 +229,14 @@ TEST_CASE("config keys: config_changes names every key that differs, but not whe
               .empty());
 }
 
+TEST_CASE("config keys: prune.edropout.compact_members needs masks that gate after BN") {
+    const std::string text = "[prune]\nmethod = \"edropout\"\n[prune.edropout]\ncompact_members = true\n";
+    CHECK(parse_config(text, "c.toml").prune.edropout.evaluation.compact_members);
+    const std::string error = test::error_of([&] { parse_config(text, "c.toml", {"prune.gate_after_bn=false"}); });
+    CHECK(error.find("c.toml: key 'prune.edropout.compact_members'") != std::string::npos);
+    CHECK(error.find("prune.gate_after_bn = true") != std::string::npos);
+}
+
 TEST_CASE("config keys: --resume continues a run whose config.toml predates the move" * doctest::skip(!fashion_mnist_available())) {
     const std::string dir = std::filesystem::temp_directory_path().string() + "/spinprune_keys_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);

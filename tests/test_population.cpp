@@ -262,6 +262,50 @@ TEST_CASE("population: batched == one-by-one, every granularity and energy, lene
     }
 }
 
+TEST_CASE("population: compacted members == one-by-one, every energy, lenet and resnet20; filter masks after BN only") {
+    const int64_t batch = 4, members = 5;
+    for (const std::string name : {"lenet", "resnet20"}) {
+        Net n = make_net(name, name == "lenet" ? 1 : 3, 16, Device::cpu, batch);
+        Context ctx(Device::cpu);
+        n.model->set_training(true);
+        MaskSpace space(*n.model, MaskSpaceOptions{});
+        const auto pop_host = random_population(space, members, 56);
+        Tensor pop = Tensor::from_host(pop_host, Shape{members, space.size()}, Device::cpu);
+        for (EnergyKind kind : kKinds) {
+            CAPTURE(name);
+            CAPTURE(energy_name(kind));
+            PopulationOptions po;
+            po.energy = kind;
+            po.compact_members = true;
+            Tensor compacted(Shape{members}, Device::cpu), single(Shape{members}, Device::cpu);
+            PopulationEvaluator(space, po).evaluate(ctx, pop, n.images, n.labels, compacted);
+            po.compact_members = false;
+            PopulationEvaluator(space, po).evaluate_one_by_one(ctx, pop, n.images, n.labels, single);
+            // A compacted layer sums the same nonzero terms the masked one does (its dropped inputs are
+            // exact zeros), in GEMMs of other shapes: the bound of the batched path.
+            test::check_within(compacted.to_host(), as_double(single.to_host()),
+                               energy_bounds(n, space, pop_host, members, kind), "compacted vs one-by-one");
+            CHECK(n.model->training());
+            CHECK(space.attached_members() == 0);
+        }
+    }
+    // Weight masks and gates before BN have no compacted equivalent: refused, naming the option.
+    Net n = make_net("lenet", 1, 16, Device::cpu, batch);
+    Context ctx(Device::cpu);
+    PopulationOptions po;
+    po.compact_members = true;
+    for (bool weight_masks : {true, false}) {
+        MaskSpaceOptions so;
+        so.granularity = weight_masks ? Granularity::weight : Granularity::filter;
+        so.gate_after_bn = weight_masks;
+        MaskSpace space(*n.model, so);
+        Tensor pop = Tensor::from_host(random_population(space, 2, 3), Shape{2, space.size()}, Device::cpu);
+        Tensor e(Shape{2}, Device::cpu);
+        const std::string error = test::error_of([&] { PopulationEvaluator(space, po).evaluate(ctx, pop, n.images, n.labels, e); });
+        CHECK(error.find("compact_members needs filter masks that gate after BN") != std::string::npos);
+    }
+}
+
 TEST_CASE("population: masking changes energies; gate before / after BN differ only through BN") {
     Net n = make_net("resnet20", 3, 16, Device::cpu, 4);
     Context ctx(Device::cpu);

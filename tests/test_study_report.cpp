@@ -57,9 +57,16 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
         write_run(archive, "fmnist_lenet_l1_filter_k40", seed, "l1-filter", l1[seed - 1], 0.4, 10.0);
         write_run(archive, "fmnist_lenet_fpgm_k40", seed, "fpgm", fpgm[seed - 1], 0.4, 10.0, "", /*reused_baseline=*/true);
         write_run(archive, "fmnist_lenet_taylor_k40", seed, "taylor", taylor[seed - 1], 0.4, 10.0);
-        // EDropout at 20% of the parameters, −0.5 against the unpruned network; search epochs 1.1× as long.
+        // EDropout at 20% of the parameters, −0.5 against the unpruned network; search epochs 1.1× as long
+        // (the epoch after the search converged does not count).
         write_run(archive, "fmnist_lenet_edropout_k15", seed, "edropout", edropout[seed - 1], 0.2, 11.0,
                   "[prune.edropout]\nenergy = \"margin\"\n");
+        write_text(archive / "fmnist_lenet_edropout_k15" / ("seed" + std::to_string(seed)) / "metrics.jsonl",
+                   R"({"epoch":1,"phase":"train","seconds":11.5,"search_converged":false}
+{"epoch":2,"phase":"train","seconds":10.5,"search_converged":false}
+{"epoch":3,"phase":"train","seconds":6.0,"search_converged":true}
+{"epoch":1,"phase":"finetune","seconds":6.0}
+)");
     }
     write_text(root / "configs" / "never.toml", "name = \"never_run\"\n");
     write_text(root / "list.txt", "configs/never.toml name=fmnist_lenet_hrank_k40\n");
@@ -96,5 +103,44 @@ TEST_CASE("study_report.py: paired differences to the unpruned network and to L1
     if (std::system((python() + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0)
         for (const char* png : {"top1_vs_params_kept.png", "top1_vs_macs_kept.png", "latency_vs_macs.png"})
             CHECK(read_text(out / "figures" / png).substr(0, 4) == "\x89PNG");
+    fs::remove_all(root);
+}
+
+TEST_CASE("edropout_cost.py: search epochs against the plain epoch, gated runs before compacted ones") {
+    REQUIRE_MESSAGE(fs::exists("scripts/edropout_cost.py"), "run the tests from the repository root");
+    const fs::path root = fresh_dir("edropout_cost"), runs = root / "runs", log = root / "log";
+    auto write = [&](const std::string& name, const std::string& config, const std::string& metrics, const std::string& extra) {
+        write_text(runs / name / "seed1" / "config.toml", "name = \"" + name + "\"\n[train]\nbatch_size = 128\n" + config);
+        write_text(runs / name / "seed1" / "metrics.jsonl", metrics);
+        write_text(runs / name / "seed1" / "summary.json",
+                   R"({"experiment": ")" + name + R"(", "seed": 1, "completed": true, "device": "test CPU")" + extra + "}");
+    };
+    write("plain", "[prune]\nmethod = \"none\"\n",
+          "{\"epoch\":1,\"phase\":\"train\",\"seconds\":9.0}\n{\"epoch\":2,\"phase\":\"train\",\"seconds\":11.0}\n", "");
+    const std::string searched = R"(, "search": {"generations": 400, "seconds_per_generation": 0.0125},)"
+                                 R"( "compacted": {"top1": 89.5}, "params_kept": 0.4)";
+    // Search epochs 12 and 12.4 s (the converged third does not count): 1.22× the plain 10 s.
+    write("gated32", "[prune]\nmethod = \"edropout\"\n[prune.edropout]\neval_images = 32\n",
+          "{\"epoch\":1,\"phase\":\"train\",\"seconds\":12.0,\"search_converged\":false}\n"
+          "{\"epoch\":2,\"phase\":\"train\",\"seconds\":12.4,\"search_converged\":false}\n"
+          "{\"epoch\":3,\"phase\":\"train\",\"seconds\":10.0,\"search_converged\":true}\n",
+          searched);
+    write("compact16", "[prune]\nmethod = \"edropout\"\n[prune.edropout]\neval_images = 16\ncompact_members = true\n",
+          "{\"epoch\":1,\"phase\":\"train\",\"seconds\":11.0,\"search_converged\":false}\n", searched);
+    const fs::path out = root / "cost_table.txt";
+    REQUIRE_MESSAGE(run(python() + " scripts/edropout_cost.py " + runs.string() + " --out " + out.string(), log) == 0,
+                    read_text(log));
+    const std::string md = read_text(out);
+    INFO(md);
+    CHECK(md.find("Plain epoch (the unpruned reference's [train] epochs): **10.0 s**") != std::string::npos);
+    const size_t gated = md.find("| gated32 | 1 | 32 | one gated pass | 12.2 | **1.22×** | 0.0125 | 400 | 89.50% | 40.0% |");
+    const size_t compact = md.find("| compact16 | 1 | 16 | compacted, one by one | 11.0 | **1.10×** |");
+    CHECK(gated != std::string::npos);
+    CHECK(compact != std::string::npos);
+    CHECK(gated < compact);
+    // Without an unpruned run there is nothing to compare with: an error, not a table.
+    fs::remove_all(runs / "plain");
+    CHECK(run(python() + " scripts/edropout_cost.py " + runs.string() + " --out " + out.string(), log) == 2);
+    CHECK(read_text(log).find("needs a complete unpruned run") != std::string::npos);
     fs::remove_all(root);
 }

@@ -523,6 +523,9 @@ void check_prune(const ExperimentConfig& c, const std::string& file) {
         SP_REQUIRE(p.rates.empty(), file << ": keys 'prune.rates' and 'prune.conv_rates': give one of them");
     }
     require_within<int64_t>(file, "prune.edropout.eval_images", p.edropout.eval_images, 0, c.train.batch_size);
+    SP_REQUIRE(!p.edropout.evaluation.compact_members || p.gate_after_bn,
+               file << ": key 'prune.edropout.compact_members': a compacted member equals its masked network only "
+                       "when the masks gate after BN, so it needs prune.gate_after_bn = true");
 }
 
 ExperimentConfig config_from_table(toml::table& root, const std::string& path, const std::vector<std::string>& overrides,
