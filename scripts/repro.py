@@ -13,8 +13,8 @@ list, seed by seed (every experiment of a list with seed 1 first), so a study st
 whole seeds. A run whose summary.json says completed is skipped, a partial one is resumed, a
 failed one is logged and the others go on. A run made earlier with another config than its list
 gives now (another value of any key but where files are) stops the script before anything runs;
---rerun-changed deletes such runs and runs them again. The runs go one after another, N at once on this
-machine, or to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an
+--rerun-changed deletes such runs and runs them again. The runs go one after another, N at once
+on this machine, or to Slurm as one job array (scripts/sweep.py). Before starting, the script prints an
 estimate of the run time; at the end (with Slurm: with --wait), the runs not completed and the
 table.
 
