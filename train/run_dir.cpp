@@ -75,12 +75,13 @@ void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) cons
 
 namespace {
 
-// The commit, "-dirty" when tracked files differ from it (as git describe --dirty: untracked files,
-// such as the runs a study adds to its archive, do not count).
+// The commit, "-dirty" when tracked files differ from it (as git describe --dirty: untracked files
+// do not count), results under bench/results aside: a study's archive changes there as its runs
+// complete (scripts/repro.py --archive), and that is no change of the code that ran.
 std::string git_revision() {
     std::string rev;
-    if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && "
-                             "git status --porcelain --untracked-files=no 2>/dev/null | head -1", "r")) {
+    if (FILE* pipe = ::popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain --untracked-files=no "
+                             "-- ':/' ':(top,exclude)bench/results' 2>/dev/null | head -1", "r")) {
         char buffer[256];
         std::string out;
         while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
