@@ -84,6 +84,11 @@ def method_label(run):
     return label
 
 
+def plot_method(row):
+    """The row's method for the plots' colours: its label without Gibbs' p (that is the budget)."""
+    return re.sub(r", p=[^)]*\)", ")", row.label)
+
+
 def top1(run):
     return report.get(run.summary, "baseline", "top1") if run.method == "none" else run.final("top1")
 
@@ -258,9 +263,12 @@ def plots(rows, out):
     import matplotlib.pyplot as plt
     written = []
     networks = list(dict.fromkeys(r.network for r in rows))
-    labels = sorted({r.label for r in rows if r.method != "none"})
-    colours = {m: plt.cm.tab20(i % 20) for i, m in enumerate(labels)}
-    markers = {40: "o", 15: "s"}
+    # One colour per method (Gibbs at another p is the same method), one marker per budget.
+    methods = sorted({plot_method(r) for r in rows if r.method != "none"})
+    palette = [plt.cm.tab20(i) for i in list(range(0, 20, 2)) + list(range(1, 20, 2))]  # dark shades first
+    colours = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    budgets = sorted({r.budget for r in rows if r.method != "none" and r.runs}, key=lambda b: -(b or 0))
+    markers = {b: "osD^vP*Xph"[i % 10] for i, b in enumerate(budgets)}
 
     def stats(row, fn):
         m, s = report.mean_std(row.values(fn))
@@ -278,16 +286,20 @@ def plots(rows, out):
                     legend.add("unpruned")
                     continue
                 (x, xs), (y, ys) = stats(row, lambda r: kept(r, key)), stats(row, top1)
-                ax.errorbar(x, y, xerr=xs, yerr=ys, fmt=markers.get(row.budget, "^"), color=colours[row.label],
-                            capsize=3, label=None if row.label in legend else row.label)
-                legend.add(row.label)
+                method = plot_method(row)
+                ax.errorbar(x, y, xerr=xs, yerr=ys, fmt=markers[row.budget], color=colours[method], capsize=3,
+                            label=None if method in legend else method)
+                legend.add(method)
             ax.set_title(net)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("test top-1 (%), mean ± std over seeds")
             ax.grid(alpha=0.3)
         handles, names = [sum(x, []) for x in zip(*(ax.get_legend_handles_labels() for ax in axes[0]))]
+        for b in budgets:  # the markers' key: grey stand-ins, one per budget
+            handles.append(plt.Line2D([], [], ls="", marker=markers[b], color="grey"))
+            names.append(f"budget {b}%" if b else "budget: –")
         fig.legend(handles, names, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle("top-1 against " + xlabel + " (○ 40%, □ 15% budget)")
+        fig.suptitle("top-1 against " + xlabel + " (colour: method; marker: budget)")
         fig.tight_layout()
         path = os.path.join(out, f"top1_vs_{key}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
