@@ -91,11 +91,19 @@ void ParameterStore::allocate(Device device, uint64_t seed) {
         const ParameterInfo& s = states_info_[i];
         initialise(host_state.data() + s.offset, s.shape.numel(), s.init, s.fan_in, random_stream_key(seed, i, 1));
     }
+    allocate(device, host, host_state);
+}
+
+void ParameterStore::allocate(Device device, const std::vector<float>& values, const std::vector<float>& states) {
+    SP_REQUIRE(static_cast<int64_t>(values.size()) == parameter_floats_ &&
+                   static_cast<int64_t>(states.size()) == state_floats_,
+               "parameters: allocate() from " << values.size() << " values and " << states.size()
+                                              << " states, expected " << parameter_floats_ << " and " << state_floats_);
     device_ = device;
     allocate_called_ = true;
-    values_ = Tensor::from_host(host, Shape{parameter_floats_}, device);
+    values_ = Tensor::from_host(values, Shape{parameter_floats_}, device);
     grads_ = Tensor(Shape{parameter_floats_}, device);
-    states_ = Tensor::from_host(host_state, Shape{state_floats_}, device);
+    states_ = Tensor::from_host(states, Shape{state_floats_}, device);
 }
 
 Tensor ParameterStore::value(int index) const {

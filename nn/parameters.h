@@ -44,6 +44,10 @@ public:
     // Creates the buffers on `device` and initialises them from Philox streams keyed by `seed`
     // and each entry's index, on the host, so both backends start from the same weights.
     void allocate(Device device, uint64_t seed);
+    // Creates the buffers on `device` holding `values` and `states`, laid out as values() and
+    // states() (padding zero), without the random initialisation: for a caller that writes
+    // every entry itself (network surgery).
+    void allocate(Device device, const std::vector<float>& values, const std::vector<float>& states);
     bool allocated() const { return values_.defined() || parameter_count() == 0; }
 
     Tensor value(int index) const;  // views, (shape of the entry)

@@ -81,17 +81,14 @@ public:
         copy(src_store_.state_entries(), dst_store_.state_entries(), src_states_, dst_states_, state_done_, s, d, out,
              {0}, 1);
     }
-    // Every destination entry must have been written exactly once; then upload.
-    void finish() {
+    // Every destination entry must have been written exactly once; then the destination's
+    // buffers are created on `device` from them (no random initialisation to overwrite).
+    void finish(Device device) {
         for (size_t i = 0; i < value_done_.size(); ++i)
             SP_REQUIRE(value_done_[i], "compact_model: parameter '" << dst_store_.parameters()[i].name << "' not copied");
         for (size_t i = 0; i < state_done_.size(); ++i)
             SP_REQUIRE(state_done_[i], "compact_model: state '" << dst_store_.state_entries()[i].name << "' not copied");
-        const Device device = dst_store_.device();
-        if (!dst_values_.empty())
-            dst_store_.values().copy_from(Tensor::from_host(dst_values_, Shape{dst_store_.parameter_floats()}, device));
-        if (!dst_states_.empty())
-            dst_store_.states().copy_from(Tensor::from_host(dst_states_, Shape{dst_store_.state_floats()}, device));
+        dst_store_.allocate(device, dst_values_, dst_states_);
     }
 
 private:
@@ -146,7 +143,6 @@ std::unique_ptr<Model> compact_model(Model& model, const std::map<int, std::vect
         if (set.resizable) options.widths[set.name] = static_cast<int64_t>(k[static_cast<size_t>(set.id)].size());
     const Shape& in = model.input_shape();
     auto compact = make_model(model.name(), in[0], in[1], in[2], model.num_classes(), options);
-    compact->allocate(model.parameters().device(), 0);  // every entry is overwritten below
     compact->set_training(model.training());
 
     const auto& src_layers = model.wiring();
@@ -179,7 +175,7 @@ std::unique_ptr<Model> compact_model(Model& model, const std::map<int, std::vect
             copier.state(s.bn->name() + ".running_var", out);
         }
     }
-    copier.finish();
+    copier.finish(model.parameters().device());
     return compact;
 }
 

@@ -450,6 +450,31 @@ TEST_CASE("parameters: offsets, views and registration") {
     for (float v : store.value(1).to_host()) CHECK(v == 3.0f);
 }
 
+TEST_CASE("parameters: allocate from given values keeps them verbatim (no initialisation); wrong sizes are named") {
+    auto registered = [] {
+        auto store = std::make_unique<ParameterStore>();
+        store->add_parameter("a.weight", Shape{4, 3}, Init::kaiming_normal, 3);
+        store->add_parameter("bn.weight", Shape{5}, Init::ones);
+        store->add_state("bn.running_var", Shape{5}, Init::ones);
+        return store;
+    };
+    auto store = registered();
+    std::vector<float> values(static_cast<size_t>(store->parameter_floats())), states(static_cast<size_t>(store->state_floats()));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = 0.5f * static_cast<float>(i);
+    for (size_t i = 0; i < states.size(); ++i) states[i] = -static_cast<float>(i);
+    store->allocate(Device::cpu, values, states);
+    CHECK(store->allocated());
+    CHECK(store->values().to_host() == values);  // not the kaiming / ones initialisation
+    CHECK(store->states().to_host() == states);
+    CHECK(store->grads().to_host() == std::vector<float>(values.size(), 0.0f));
+
+    auto wrong = registered();
+    const std::string e = error_of([&] { wrong->allocate(Device::cpu, std::vector<float>(3), states); });
+    CHECK(e.find("3 values") != std::string::npos);
+    CHECK(e.find(std::to_string(wrong->parameter_floats())) != std::string::npos);
+    CHECK_FALSE(wrong->allocated());
+}
+
 TEST_CASE("parameters: initialisation is reproducible per seed and has the right scale") {
     auto build = [](uint64_t seed) {
         auto store = std::make_unique<ParameterStore>();
