@@ -95,11 +95,12 @@ void check_status(cudnnStatus_t s, const char* expr, const char* file, int line)
         cudnnGetLastErrorString(detail, sizeof detail);
         std::string message = cudnnGetErrorString(s);
         if (detail[0]) message += std::string("; ") + detail;
-        fail_call("cuDNN", expr, message, s, file, line,
-                  s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
-                      s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED);
+        fail_call("cuDNN", expr, message, s, file, line, is_allocation_failure(s));
     }
     maybe_sync(expr, file, line);
+}
+bool is_allocation_failure(cudnnStatus_t s) {
+    return s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED || s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
 }
 void check_status(cublasStatus_t s, const char* expr, const char* file, int line) {
     if (s != CUBLAS_STATUS_SUCCESS)

@@ -23,6 +23,8 @@ void check_status(cublasStatus_t status, const char* expr, const char* file, int
 void check_status(curandStatus_t status, const char* expr, const char* file, int line);
 void check_status(cusolverStatus_t status, const char* expr, const char* file, int line);
 void check_launch(const char* kernel, const char* file, int line);
+// cuDNN's statuses for a failed host or device allocation (check_status throws OutOfMemory).
+bool is_allocation_failure(cudnnStatus_t status);
 
 }  // namespace sp
 

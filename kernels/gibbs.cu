@@ -156,6 +156,8 @@ void gibbs_statistic(const float* w, int64_t filters, int64_t channels, int64_t 
 }
 
 size_t gibbs_percentile_scratch_bytes(size_t n) {
+    // Checked here: callers size the scratch before gibbs_percentile runs.
+    SP_REQUIRE(n < (size_t{1} << 31), "gibbs_percentile: " << n << " values exceed CUB's int count");
     size_t temp = 0;
     SP_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, temp, static_cast<const float*>(nullptr),
                                             static_cast<float*>(nullptr), static_cast<int>(n)));
@@ -166,7 +168,6 @@ void gibbs_percentile(const float* values, size_t n, int64_t lo, float frac, flo
                       size_t scratch_bytes, cudaStream_t stream) {
     SP_REQUIRE(values && q && scratch && n > 0 && lo >= 0 && static_cast<size_t>(lo) < n,
                "gibbs_percentile: null pointer or position " << lo << " of " << n);
-    SP_REQUIRE(n < (size_t{1} << 31), "gibbs_percentile: " << n << " values exceed CUB's int count");
     SP_REQUIRE(scratch_bytes >= gibbs_percentile_scratch_bytes(n), "gibbs_percentile: scratch too small");
     float* sorted = static_cast<float*>(scratch);
     const size_t sorted_bytes = (n * sizeof(float) + 255) / 256 * 256;

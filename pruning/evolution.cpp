@@ -18,6 +18,8 @@
 // MaskSpace::repair without scores). Padding bits past D in the last word stay 0.
 #include "pruning/evolution.h"
 
+#include <algorithm>
+
 #include "kernels/error.h"
 
 namespace sp {
@@ -56,6 +58,16 @@ Evolution::Evolution(Device device, int64_t units, EvolutionOptions options, std
         SP_REQUIRE(s.min_kept >= 0 && s.min_kept <= s.size,
                    "Evolution: segment at " << s.offset << " asks min_kept " << s.min_kept << " of " << s.size << " units");
         table.insert(table.end(), {s.offset, s.size, s.min_kept});
+    }
+    // Disjoint: the CUDA repair runs every segment at once and counts a segment's bits while
+    // others set theirs (kernels/evolution.cu).
+    std::vector<UnitSegment> by_offset = segments_;
+    std::sort(by_offset.begin(), by_offset.end(), [](const UnitSegment& a, const UnitSegment& b) { return a.offset < b.offset; });
+    for (size_t i = 1; i < by_offset.size(); ++i) {
+        const UnitSegment &a = by_offset[i - 1], &b = by_offset[i];
+        SP_REQUIRE(b.offset >= a.offset + a.size, "Evolution: segments [" << a.offset << ", " << a.offset + a.size
+                                                                          << ") and [" << b.offset << ", "
+                                                                          << b.offset + b.size << ") overlap");
     }
     const size_t bytes = static_cast<size_t>(shape_.total_words()) * sizeof(uint32_t);
     members_ = Buffer(device, bytes);

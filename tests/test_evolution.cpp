@@ -332,6 +332,11 @@ TEST_CASE("evolution: restore round-trips members and energies; invalid argument
     CHECK_THROWS_AS(Evolution(Device::cpu, d, three, {}), Error);
     CHECK_THROWS_AS(Evolution(Device::cpu, d, o, {{30, 4, 1}}), Error);  // past D
     CHECK_THROWS_AS(Evolution(Device::cpu, d, o, {{0, 4, 5}}), Error);   // min_kept > size
+    // Overlapping segments (the GPU repairs segments in parallel): refused, naming both.
+    const std::string overlap = test::error_of([&] { Evolution(Device::cpu, d, o, {{10, 6, 1}, {0, 12, 1}}); });
+    CHECK(overlap.find("[0, 12)") != std::string::npos);
+    CHECK(overlap.find("[10, 16)") != std::string::npos);
+    CHECK_NOTHROW(Evolution(Device::cpu, d, o, {{12, 6, 1}, {0, 12, 1}}));  // adjacent, any order
 }
 
 namespace {

@@ -47,7 +47,9 @@ std::vector<ConvChoice> conv_candidates(const Perf* perf, int count, bool determ
 // cuDNN status) for the direction's current candidate, moving on to the next candidate while a
 // not-yet-confirmed one fails. A candidate that has run once stays the choice: a later failure
 // is an error, as is the failure of every candidate (the message lists each one's status).
-// Exceptions from `attempt` (an OutOfMemory for the workspace) propagate unchanged.
+// Exceptions from `attempt` (an OutOfMemory for the workspace) propagate unchanged, and so does
+// cuDNN's own allocation failure (as OutOfMemory): memory is not the algorithm's fault, and the
+// callers that halve their batch on OutOfMemory must see it before a slower candidate is cached.
 template <typename Attempt>
 void run_first_working(ConvDirection& dir, const char* direction, Attempt&& attempt) {
     SP_REQUIRE(!dir.candidates.empty(), "conv2d: cuDNN offers no usable " << direction << " algorithm for this shape");
@@ -61,7 +63,7 @@ void run_first_working(ConvDirection& dir, const char* direction, Attempt&& atte
         }
         tried << (tried.tellp() > 0 ? "; " : "") << "algorithm " << choice.algo << " with math type " << choice.math
               << ": " << cudnnGetErrorString(status);
-        if (dir.confirmed || dir.current + 1 == dir.candidates.size())
+        if (is_allocation_failure(status) || dir.confirmed || dir.current + 1 == dir.candidates.size())
             check_status(status, (std::string("conv2d ") + direction + " (tried " + tried.str() + ")").c_str(),
                          __FILE__, __LINE__);
         ++dir.current;
