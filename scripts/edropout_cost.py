@@ -35,18 +35,20 @@ def main(argv=None):
         print(f"edropout_cost: {args.runs}: needs a complete unpruned run and EDropout runs", file=sys.stderr)
         return 2
     plain_s = statistics.fmean(plain)
-    env = searched[0].environment
+    revisions = sorted({r.environment.get("git_revision", "?") for r in runs})
     lines = [
         "# EDropout's search cost on Fashion-MNIST, small CNN, 40% of the parameters",
         "",
         f"`{args.command}` on {report.get(searched[0].summary, 'device')}, every run on one core "
-        f"(OMP_NUM_THREADS=1, pinned), git {env.get('git_revision', '?')}, table written "
+        f"(OMP_NUM_THREADS=1, pinned), git {', '.join(revisions)}, table written "
         f"{datetime.date.today().isoformat()}. Top-1 on the test set after one epoch of fine-tuning. "
-        f"Plain epoch (the unpruned reference's [train] epochs): **{plain_s:.1f} s**.",
+        f"Plain epoch (the unpruned reference's [train] epochs): **{plain_s:.1f} s**. "
+        "× own: against the same run's epochs after its search converged (the mask fixed), timed in the "
+        "same process, so under the same load as its search epochs.",
         "",
-        "| run | seed | images per generation | members evaluated | search epoch (s) | × plain epoch "
+        "| run | seed | images per generation | members evaluated | search epoch (s) | × plain epoch | × own "
         "| s per generation | generations | top-1 | params kept |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     def num(value, spec, scale=1, unit=""):
         return "–" if value is None else f"{scale * value:{spec}}{unit}"
@@ -54,11 +56,12 @@ def main(argv=None):
     for r in searched:
         e = report.get(r.config, "prune", "edropout") or {}
         batch = report.get(r.config, "train", "batch_size") or 128
-        epoch_s = study_report.train_epoch_seconds(r)
+        epoch_s, settled_s = study_report.train_epoch_seconds(r), study_report.settled_epoch_seconds(r)
         lines.append(
             f"| {r.name} | {num(r.seed, 'd')} | {e.get('eval_images') or batch} | "
             f"{'compacted, one by one' if e.get('compact_members') else 'one gated pass'} | {num(epoch_s, '.1f')} | "
             f"**{num(epoch_s and epoch_s / plain_s, '.2f', unit='×')}** | "
+            f"{num(epoch_s and settled_s and epoch_s / settled_s, '.2f', unit='×')} | "
             f"{num(report.get(r.summary, 'search', 'seconds_per_generation'), '.4f')} | "
             f"{num(report.get(r.summary, 'search', 'generations'), 'd')} | "
             f"{num(report.get(r.summary, 'compacted', 'top1'), '.2f', unit='%')} | "
