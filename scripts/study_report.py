@@ -113,10 +113,14 @@ def run_seconds(run):
     return total + reused if total is not None and reused else total
 
 
+def timed_train_epochs(run):
+    return [m for m in run.metrics if m.get("phase") == "train" and m.get("seconds")]
+
+
 def train_epoch_seconds(run):
     """Mean wall time of the run's [train] epochs; for EDropout, of its search epochs (those whose
     search had not converged at their end), when there are any."""
-    train = [m for m in run.metrics if m.get("phase") == "train" and m.get("seconds")]
+    train = timed_train_epochs(run)
     searching = [m for m in train if m.get("search_converged") is False]
     s = [m["seconds"] for m in searching or train]
     return statistics.fmean(s) if s else None
@@ -125,8 +129,7 @@ def train_epoch_seconds(run):
 def settled_epoch_seconds(run):
     """Mean wall time of an EDropout run's [train] epochs after its search converged (the mask
     fixed): a plain epoch of the same process, so under the same load as its search epochs."""
-    s = [m["seconds"] for m in run.metrics
-         if m.get("phase") == "train" and m.get("seconds") and m.get("search_converged") is True]
+    s = [m["seconds"] for m in timed_train_epochs(run) if m.get("search_converged") is True]
     return statistics.fmean(s) if s else None
 
 
@@ -257,8 +260,8 @@ def goal_lines(rows):
         pairs = [(train_epoch_seconds(r.runs[s]), train_epoch_seconds(plain.runs[s]))
                  for s in sorted(set(r.runs) & set(plain.runs))] if plain else []
         pairs = [a / b for a, b in pairs if a and b]
-        own = [train_epoch_seconds(x) / settled_epoch_seconds(x) for x in r.runs.values()
-               if train_epoch_seconds(x) and settled_epoch_seconds(x)]
+        own = [(train_epoch_seconds(x), settled_epoch_seconds(x)) for x in r.runs.values()]
+        own = [a / b for a, b in own if a and b]
         if pairs:
             ratios.append((r, statistics.fmean(pairs), statistics.fmean(own) if own else None))
     lines.append("- EDropout's search epochs at most 1.2× a plain training epoch (the unpruned run's, same seed; in "
