@@ -10,22 +10,46 @@ namespace sp::cpu {
 
 namespace {
 
-// Index (h * W + w) of the first maximum of the window at output (p, q), in row-major order;
-// -1 when the window holds no input pixel.
-int64_t window_argmax(const float* plane, int64_t h, int64_t w, const PoolGeometry& g, int64_t p, int64_t q) {
-    int64_t best = -1;
-    float best_value = -std::numeric_limits<float>::infinity();
-    for (int64_t r = 0; r < g.window_h; ++r) {
-        const int64_t hi = p * g.stride_h - g.pad_h + r;
-        if (hi < 0 || hi >= h) continue;
-        for (int64_t s = 0; s < g.window_w; ++s) {
-            const int64_t wi = q * g.stride_w - g.pad_w + s;
-            if (wi < 0 || wi >= w) continue;
+// The input rows [h0, h1) and columns [w0, w1) that the window of output (p, q) covers: the
+// window clipped to the plane, so the loops over it need no bounds checks.
+struct Window {
+    int64_t h0, h1, w0, w1;
+    bool empty() const { return h0 >= h1 || w0 >= w1; }
+};
+
+Window window_of(const PoolGeometry& g, int64_t h, int64_t w, int64_t p, int64_t q) {
+    const int64_t top = p * g.stride_h - g.pad_h, left = q * g.stride_w - g.pad_w;
+    return {std::max<int64_t>(top, 0), std::min(top + g.window_h, h), std::max<int64_t>(left, 0),
+            std::min(left + g.window_w, w)};
+}
+
+// Index (h * W + w) of the first maximum of a window, in row-major order; -1 when the window
+// holds no input pixel.
+int64_t window_argmax(const float* plane, int64_t w, const Window& win) {
+    if (win.empty()) return -1;
+    int64_t best = win.h0 * w + win.w0;
+    float best_value = plane[best];
+    for (int64_t hi = win.h0; hi < win.h1; ++hi) {
+        for (int64_t wi = win.w0; wi < win.w1; ++wi) {
+            // A select through a bit mask, not a branch: which pixel wins is data-dependent,
+            // so a branch mispredicts often (and the compiler keeps `if` as one).
             const float v = plane[hi * w + wi];
-            if (best < 0 || v > best_value) {
-                best = hi * w + wi;
-                best_value = v;
-            }
+            const int64_t greater = -static_cast<int64_t>(v > best_value);  // all ones or zero
+            best = ((hi * w + wi) & greater) | (best & ~greater);
+            best_value = v > best_value ? v : best_value;
+        }
+    }
+    return best;
+}
+
+// The value of window_argmax: the same comparisons in the same order, as a select (x86 maxss).
+float window_max(const float* plane, int64_t w, const Window& win) {
+    if (win.empty()) return -std::numeric_limits<float>::infinity();
+    float best = plane[win.h0 * w + win.w0];
+    for (int64_t hi = win.h0; hi < win.h1; ++hi) {
+        for (int64_t wi = win.w0; wi < win.w1; ++wi) {
+            const float v = plane[hi * w + wi];
+            best = v > best ? v : best;
         }
     }
     return best;
@@ -45,19 +69,13 @@ void pool2d_forward(Context& ctx, const PoolGeometry& geom, const Tensor& x, Ten
         float* out = yd + pl * p_out * q_out;
         for (int64_t p = 0; p < p_out; ++p) {
             for (int64_t q = 0; q < q_out; ++q) {
+                const Window win = window_of(geom, h, w, p, q);
                 if (geom.kind == PoolKind::max) {
-                    const int64_t idx = window_argmax(plane, h, w, geom, p, q);
-                    out[p * q_out + q] = idx < 0 ? -std::numeric_limits<float>::infinity() : plane[idx];
+                    out[p * q_out + q] = window_max(plane, w, win);
                 } else {
                     double sum = 0.0;
-                    for (int64_t r = 0; r < geom.window_h; ++r) {
-                        const int64_t hi = p * geom.stride_h - geom.pad_h + r;
-                        if (hi < 0 || hi >= h) continue;
-                        for (int64_t s = 0; s < geom.window_w; ++s) {
-                            const int64_t wi = q * geom.stride_w - geom.pad_w + s;
-                            if (wi >= 0 && wi < w) sum += plane[hi * w + wi];
-                        }
-                    }
+                    for (int64_t hi = win.h0; hi < win.h1; ++hi)
+                        for (int64_t wi = win.w0; wi < win.w1; ++wi) sum += plane[hi * w + wi];
                     out[p * q_out + q] = static_cast<float>(sum / area);
                 }
             }
@@ -81,20 +99,15 @@ void pool2d_backward(Context& ctx, const PoolGeometry& geom, const Tensor& x, co
         for (int64_t p = 0; p < p_out; ++p) {
             for (int64_t q = 0; q < q_out; ++q) {
                 const float gv = g[p * q_out + q];
+                const Window win = window_of(geom, h, w, p, q);
                 if (geom.kind == PoolKind::max) {
                     // The argmax is recomputed from x, so `y` is not needed here.
-                    const int64_t idx = window_argmax(plane, h, w, geom, p, q);
+                    const int64_t idx = window_argmax(plane, w, win);
                     if (idx >= 0) d[idx] += gv;
                 } else {
                     const float share = gv / area;
-                    for (int64_t r = 0; r < geom.window_h; ++r) {
-                        const int64_t hi = p * geom.stride_h - geom.pad_h + r;
-                        if (hi < 0 || hi >= h) continue;
-                        for (int64_t s = 0; s < geom.window_w; ++s) {
-                            const int64_t wi = q * geom.stride_w - geom.pad_w + s;
-                            if (wi >= 0 && wi < w) d[hi * w + wi] += share;
-                        }
-                    }
+                    for (int64_t hi = win.h0; hi < win.h1; ++hi)
+                        for (int64_t wi = win.w0; wi < win.w1; ++wi) d[hi * w + wi] += share;
                 }
             }
         }
