@@ -327,13 +327,13 @@ compare-fmnist: deps  ## every method on Fashion-MNIST LeNet at 40% of the param
 	$(call repro,compare-fmnist,experiments/repro/compare-fmnist.txt $(COMPARE_ARGS))
 
 # The full comparison: every method on all of Fashion-MNIST at 40% and 15% of the parameters on the
-# small CNN, then on its wide variant, then the filter methods on ResNet-20 at 40% of the MACs, SEEDS
-# seeds, seed by seed; days on a CPU (ResNet-20: weeks). Each completed run is kept without its
-# weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later `make study-fmnist`
+# small CNN, then on its wide variant, then the filter methods on ResNet-20 at 40% of the MACs (Gibbs
+# filter-wise last: about 9 h a seed on a CPU core), SEEDS seeds, seed by seed; days on a CPU. Each
+# completed run is kept without its weights in STUDY_ARCHIVE, a folder in the repository: commit it, and a later `make study-fmnist`
 # on any machine runs only what is missing there. The methods that prune a trained network share
 # one trained baseline per network and seed (prune.baseline_cache). study-report: the report alone.
 STUDY_LISTS   ?= experiments/repro/study-fmnist-lenet.txt experiments/repro/study-fmnist-wide.txt \
-  experiments/repro/study-fmnist-resnet20.txt
+  experiments/repro/study-fmnist-resnet20.txt experiments/repro/study-fmnist-resnet20-gibbs.txt
 STUDY_ARCHIVE ?= bench/results/study_fmnist/runs
 STUDY_REPORT   = $(PYTHON) scripts/study_report.py $(STUDY_ARCHIVE) --out $(patsubst %/,%,$(dir $(STUDY_ARCHIVE))) \
   --command "make study-fmnist" $(addprefix --expect ,$(STUDY_LISTS))
