@@ -22,7 +22,10 @@ void relu_backward(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx, 
     const float *yd = y.data(), *g = dy.data();
     float* d = dx.data();
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) store_grad(d[i], yd[i] > 0.0f ? g[i] : 0.0f, mode);
+    for (int64_t i = 0; i < n; ++i) {
+        const float gi = g[i];  // read unconditionally: the select vectorises, a branch would mispredict
+        store_grad(d[i], yd[i] > 0.0f ? gi : 0.0f, mode);
+    }
 }
 
 void add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
