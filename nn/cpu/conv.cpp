@@ -35,12 +35,18 @@ ConvDims dims_of(const Shape& x, const Shape& w, const ConvGeometry& g) {
 }
 
 // Samples per chunk: the column matrix (CRS, nb PQ) plus the output block (K, nb PQ) stay
-// within about 64 MiB of workspace (at least one sample).
-int64_t chunk_samples(const ConvDims& d) {
+// within `budget` floats of workspace (at least one sample).
+int64_t chunk_samples(const ConvDims& d, int64_t budget) {
     const int64_t per_sample = (d.crs() + d.k) * d.pq();
-    const int64_t budget = int64_t{16} << 20;  // floats
     return std::max<int64_t>(1, std::min<int64_t>(d.n, budget / std::max<int64_t>(per_sample, 1)));
 }
+
+// Budgets. The weight gradient sums over every column of a chunk, so its chunking sets the
+// order of that sum: it keeps large chunks (about 64 MiB). The forward pass and the data gradient
+// sum over CRS or K only (per output element), so their chunk size changes no sum; a chunk
+// small enough to stay in a core's cache (about 1 MiB) is read back by the GEMM from there.
+constexpr int64_t kWeightGradChunkFloats = int64_t{16} << 20;
+constexpr int64_t kCachedChunkFloats = int64_t{1} << 18;
 
 // The output columns q whose input column q·stride − pad + s lies inside [0, width): [first, last).
 struct ColumnRange {
@@ -123,7 +129,7 @@ void col2im(const float* col, const ConvDims& d, const ConvGeometry& g, int64_t 
 void conv2d_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const ConvGeometry& geom,
                     Tensor& y) {
     const ConvDims d = dims_of(x.shape(), w.shape(), geom);
-    const int64_t nb_max = chunk_samples(d), pq = d.pq();
+    const int64_t nb_max = chunk_samples(d, kCachedChunkFloats), pq = d.pq();
     float* col = static_cast<float*>(ctx.workspace(static_cast<size_t>((d.crs() + d.k) * nb_max * pq) * sizeof(float)));
     float* out = col + d.crs() * nb_max * pq;  // (K, nb PQ)
     const float* bias = b ? b->data() : nullptr;
@@ -152,7 +158,7 @@ void conv2d_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor
 void conv2d_backward_data(Context& ctx, const Tensor& dy, const Tensor& w, const ConvGeometry& geom, Tensor& dx,
                           GradMode mode) {
     const ConvDims d = dims_of(dx.shape(), w.shape(), geom);
-    const int64_t nb_max = chunk_samples(d), pq = d.pq();
+    const int64_t nb_max = chunk_samples(d, kCachedChunkFloats), pq = d.pq();
     float* col = static_cast<float*>(ctx.workspace(static_cast<size_t>((d.crs() + d.k) * nb_max * pq) * sizeof(float)));
     float* dyc = col + d.crs() * nb_max * pq;  // (K, nb PQ)
     for (int64_t n0 = 0; n0 < d.n; n0 += nb_max) {
@@ -174,7 +180,7 @@ void conv2d_backward_data(Context& ctx, const Tensor& dy, const Tensor& w, const
 void conv2d_backward_weight(Context& ctx, const Tensor& x, const Tensor& dy, const ConvGeometry& geom, Tensor& dw,
                             GradMode mode) {
     const ConvDims d = dims_of(x.shape(), dw.shape(), geom);
-    const int64_t nb_max = chunk_samples(d), pq = d.pq();
+    const int64_t nb_max = chunk_samples(d, kWeightGradChunkFloats), pq = d.pq();
     float* col = static_cast<float*>(ctx.workspace(static_cast<size_t>((d.crs() + d.k) * nb_max * pq) * sizeof(float)));
     float* dyc = col + d.crs() * nb_max * pq;  // (K, nb PQ)
     if (d.n == 0 && mode == GradMode::overwrite) dw.zero();
