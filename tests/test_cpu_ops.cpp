@@ -202,6 +202,36 @@ TEST_CASE("cpu conv2d forward / backward data / backward weight against naive lo
     check_conv_case({3, 2, 6, 6, 4, 3, 3, geom(1, 1, 1, 1, 1), true}, 300);   // 3x3 same padding, batch 3
     check_conv_case({2, 4, 6, 7, 4, 2, 3, geom(2, 1, 0, 1, 2), true}, 400);   // non-square kernel and stride
     check_conv_case({1, 3, 5, 5, 3, 3, 3, geom(1, 1, 2, 2, 3), false}, 500);  // depthwise, pad 2
+    // Large enough that the forward pass and the data gradient run in several chunks of samples
+    // (2, 2 and 1 at about 1 MiB of columns a chunk).
+    check_conv_case({5, 16, 28, 28, 16, 3, 3, geom(1, 1, 1, 1, 1), true}, 600);
+}
+
+TEST_CASE("cpu conv2d: a batch's forward and data gradient equal each sample's alone, bit for bit") {
+    // Each output sums over C·R·S (forward) or K·R·S (data gradient) only, so splitting the batch
+    // into chunks, or running one sample at a time, must not change a bit.
+    ConvGeometry g;
+    g.pad_h = g.pad_w = 1;
+    const int64_t n = 5, c = 16, hw = 28, k = 16;
+    Context ctx(Device::cpu);
+    Tensor x = test::random_tensor({n, c, hw, hw}, Device::cpu, 61), w = test::random_tensor({k, c, 3, 3}, Device::cpu, 62);
+    Tensor b = test::random_tensor({k}, Device::cpu, 63), dy = test::random_tensor({n, k, hw, hw}, Device::cpu, 64);
+    Tensor y({n, k, hw, hw}, Device::cpu), dx({n, c, hw, hw}, Device::cpu);
+    cpu::conv2d_forward(ctx, x, w, &b, g, y);
+    cpu::conv2d_backward_data(ctx, dy, w, g, dx, GradMode::overwrite);
+    const Vec xv = host(x), dyv = host(dy), yv = host(y), dxv = host(dx);
+    const int64_t x_size = c * hw * hw, y_size = k * hw * hw;
+    bool same = true;
+    for (int64_t i = 0; i < n; ++i) {
+        Tensor xi = Tensor::from_host(Vec(xv.begin() + i * x_size, xv.begin() + (i + 1) * x_size), {1, c, hw, hw}, Device::cpu);
+        Tensor dyi = Tensor::from_host(Vec(dyv.begin() + i * y_size, dyv.begin() + (i + 1) * y_size), {1, k, hw, hw}, Device::cpu);
+        Tensor yi({1, k, hw, hw}, Device::cpu), dxi({1, c, hw, hw}, Device::cpu);
+        cpu::conv2d_forward(ctx, xi, w, &b, g, yi);
+        cpu::conv2d_backward_data(ctx, dyi, w, g, dxi, GradMode::overwrite);
+        same &= host(yi) == Vec(yv.begin() + i * y_size, yv.begin() + (i + 1) * y_size);
+        same &= host(dxi) == Vec(dxv.begin() + i * x_size, dxv.begin() + (i + 1) * x_size);
+    }
+    CHECK(same);
 }
 
 TEST_CASE("cpu channel_sum and linear against naive loops") {
