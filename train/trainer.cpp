@@ -437,18 +437,20 @@ bool fit(Run& run, Model& model, const TrainConfig& train, const std::string& ph
                                                              << " exceeds the " << split.train.size() << " training images");
 
     Progress progress;
-    if (std::filesystem::exists(checkpoint_path)) {
+    const bool resumed = std::filesystem::exists(checkpoint_path);
+    if (resumed) {
         Checkpoint ck = load_checkpoint(checkpoint_path);
         progress = restore_training(model, *optimizer, ck);
         if (hook) hook->restore(ctx, ck);
-        // Epochs after the checkpoint are redone: their records (a crash between the metrics
-        // line and the checkpoint) go, to be logged again.
-        run.dir->truncate_metrics(phase, progress.cursor.epoch);  // epochs 1..cursor.epoch are done
-        run.phase_seconds[phase] = run.dir->logged_seconds(phase);
-        if (!options.quiet && progress.cursor.epoch < train.epochs)
-            std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
-                        static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
     }
+    // Epochs after the checkpoint are redone, every epoch of the phase when it has none yet: their
+    // records (a crash between an epoch's metrics line and its checkpoint, the first one included)
+    // go, to be logged again.
+    run.dir->truncate_metrics(phase, progress.cursor.epoch);  // epochs 1..cursor.epoch are done
+    run.phase_seconds[phase] = run.dir->logged_seconds(phase);
+    if (resumed && !options.quiet && progress.cursor.epoch < train.epochs)
+        std::printf("%s: resumed %s at epoch %lld, batch %lld\n", phase.c_str(), checkpoint_path.c_str(),
+                    static_cast<long long>(progress.cursor.epoch), static_cast<long long>(progress.cursor.batch));
     SP_REQUIRE(progress.cursor.epoch >= 0 && progress.cursor.epoch <= train.epochs && progress.cursor.batch >= 0 &&
                    progress.cursor.batch <= loader.batches_per_epoch(),
                checkpoint_path << ": its position (epoch " << progress.cursor.epoch << ", batch " << progress.cursor.batch
