@@ -51,10 +51,12 @@ int wait_exit(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
-bool has_temporary(const std::string& dir) {
+// A checkpoint being written: its temporary file (other files, metrics.jsonl among them, are
+// written through temporaries too, and do not count).
+bool checkpoint_being_written(const std::string& dir) {
     if (!std::filesystem::exists(dir)) return false;
     for (const auto& e : std::filesystem::directory_iterator(dir))
-        if (e.path().filename().string().find(".tmp.") != std::string::npos) return true;
+        if (e.path().filename().string().find("checkpoint.safetensors.tmp.") != std::string::npos) return true;
     return false;
 }
 
@@ -88,9 +90,9 @@ TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights
             // at the first write; its limit only has to outlast a start and an epoch on a loaded
             // 2-core machine under the sanitizers (20 s did not, once, with a build running beside it).
             auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-            while (!has_temporary(killed) && std::chrono::steady_clock::now() < until)
+            while (!checkpoint_being_written(killed) && std::chrono::steady_clock::now() < until)
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
-            during_write += has_temporary(killed);
+            during_write += checkpoint_being_written(killed);
         } else {
             const double delay = 0.3 + 1.5 * stream_uniform(key, static_cast<uint64_t>(attempt));
             std::this_thread::sleep_for(std::chrono::duration<double>(delay));

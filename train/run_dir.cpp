@@ -64,13 +64,15 @@ void RunDir::truncate_metrics(const std::string& phase, int64_t last_epoch) cons
     std::ifstream in(file("metrics.jsonl"));
     if (!in) return;
     std::string kept, line;
+    bool dropped = false;
     while (std::getline(in, line)) {
         nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-        if (record.is_discarded()) continue;  // a line torn by a crash mid-append
-        if (record.value("phase", "") == phase && record.value("epoch", int64_t{0}) > last_epoch) continue;
-        kept += line + "\n";
+        const bool drop = record.is_discarded() ||  // a line torn by a crash mid-append
+                          (record.value("phase", "") == phase && record.value("epoch", int64_t{0}) > last_epoch);
+        if (!drop) kept += line + "\n";
+        dropped |= drop;
     }
-    write_text("metrics.jsonl", kept);
+    if (dropped) write_text("metrics.jsonl", kept);  // every phase start calls this: rewrite only when needed
 }
 
 namespace {
