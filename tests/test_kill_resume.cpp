@@ -60,6 +60,14 @@ bool checkpoint_being_written(const std::string& dir) {
     return false;
 }
 
+// Lines of a text file (metrics.jsonl: one record per line).
+int lines(const std::string& file) {
+    std::ifstream in(file);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) ++n;
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights as an uninterrupted run" * doctest::skip(!fashion_mnist_available())) {
@@ -119,12 +127,6 @@ TEST_CASE("kill and resume: SIGKILL at random points, resume, same final weights
     for (const auto& [name, e] : a.tensors) differing += e.values != b.tensors.at(name).values;
     CHECK(differing == 0);
     // One metrics record per epoch, as in the uninterrupted run.
-    auto lines = [](const std::string& f) {
-        std::ifstream in(f);
-        int n = 0;
-        for (std::string l; std::getline(in, l);) ++n;
-        return n;
-    };
     CHECK(lines(killed + "/metrics.jsonl") == lines(straight + "/metrics.jsonl"));
 }
 
@@ -148,12 +150,6 @@ TEST_CASE("kill and resume: a crash between the first epoch's metrics line and i
     std::getline(std::ifstream(straight + "/metrics.jsonl"), first_record);
     std::ofstream(crashed + "/metrics.jsonl") << first_record << "\n";
     REQUIRE(wait_exit(start({program(), "train", "--config", config, "--out", crashed, "--resume"})) == 0);
-    auto lines = [](const std::string& f) {
-        std::ifstream in(f);
-        int n = 0;
-        for (std::string l; std::getline(in, l);) ++n;
-        return n;
-    };
     CHECK(lines(crashed + "/metrics.jsonl") == lines(straight + "/metrics.jsonl"));
     std::filesystem::remove_all(dir);
 }
